@@ -29,8 +29,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xray_sg
 PUBLISHED_BSP_ABS_DB = {"sync": 67.50, "thermal": 69.00, "gauss": 62.66}
 PUBLISHED_FI_ABS_DB = {"sync": 65.52, "thermal": 67.72, "gauss": 52.28}
 # Recipe used for all three families (see the README's benchmark section).
-NETWORK = dict(kind="mlp", n_layers=4, activation="gelu", output="linear")
-RECIPE = dict(batch_size=64, learning_rate=3e-3, schedule="cosine", loss="mse", mu=0.1, eval_every=250)
+NETWORK = {"kind": "mlp", "n_layers": 4, "activation": "gelu", "output": "linear"}
+RECIPE = {"batch_size": 64, "learning_rate": 3e-3, "schedule": "cosine", "loss": "mse", "mu": 0.1, "eval_every": 250}
 
 
 def quartiles(values: np.ndarray) -> list[float]:

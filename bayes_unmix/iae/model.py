@@ -59,9 +59,9 @@ class IAE:
     params: dict[str, Any]
     anchors: jax.Array
     scale: jax.Array
-    network: net.NetworkConfig = dataclasses.field(metadata=dict(static=True))
-    interpolation: InterpolationConfig = dataclasses.field(default=InterpolationConfig(), metadata=dict(static=True))
-    metadata_json: str = dataclasses.field(default="{}", metadata=dict(static=True))
+    network: net.NetworkConfig = dataclasses.field(metadata={"static": True})
+    interpolation: InterpolationConfig = dataclasses.field(default=InterpolationConfig(), metadata={"static": True})
+    metadata_json: str = dataclasses.field(default="{}", metadata={"static": True})
 
     @property
     def metadata(self) -> dict[str, Any]:

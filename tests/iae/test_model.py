@@ -93,7 +93,7 @@ def test_joint_cnn_training_lowers_error():
     network = NetworkConfig(n_channels=40, n_components=2, kind="cnn", filters=(8, 8), kernels=(5, 5), strides=(1, 2))
     iae0 = create_iae(jax.random.key(0), anchors, network, scale=data.mean(0))
     config = TrainConfig(epochs=40, batch_size=16, learning_rate=3e-3, eval_every=40)
-    iae1, history = fit(iae0, data, None, config, key=jax.random.key(1), progress=False)
+    iae1, _history = fit(iae0, data, None, config, key=jax.random.key(1), progress=False)
     err = lambda m: float(jnp.mean((m.reconstruct(data) - data) ** 2))
     assert err(iae1) < 0.2 * err(iae0)
 
