@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bayes_unmix.iae import NetworkConfig, create_iae
-from bayes_unmix.iae.serialize import ModelFileError, load, save
+from bayes_unmix.iae.serialize import ModelFileError, load, load_bundle, save, save_bundle
 
 
 def test_round_trip_is_exact(trained_iae, tmp_path, line_data):
@@ -61,7 +61,7 @@ def _rewrite(path, mutate):
 
 def test_tampered_array_fails_checksum(saved):
     def mutate(arrays):
-        arrays["anchors"] = arrays["anchors"] * 1.0001
+        arrays["iae/anchors"] = arrays["iae/anchors"] * 1.0001
 
     _rewrite(saved, mutate)
     with pytest.raises(ModelFileError, match="checksum"):
@@ -78,7 +78,7 @@ def test_plain_npz_is_not_a_model(tmp_path):
 def test_architecture_mismatch(saved):
     def mutate(arrays):
         header = json.loads(arrays["__header__"].tobytes())
-        header["network"]["hidden_width"] = 65
+        header["models"]["iae"]["network"]["hidden_width"] = 65
         arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
 
     _rewrite(saved, mutate)
@@ -101,4 +101,15 @@ def test_saved_file_is_a_plain_zip_without_pickles(saved):
     with zipfile.ZipFile(saved) as z:
         assert "__header__.npy" in z.namelist()
     with np.load(saved, allow_pickle=False) as npz:
-        assert "anchors" in npz.files
+        assert "iae/anchors" in npz.files
+
+
+def test_bundle_round_trip_and_single_load_refusal(trained_iae, tmp_path):
+    path = save_bundle({"Co60": trained_iae, "Cs137": trained_iae}, tmp_path / "b.npz", {"nuclides": ["Co60", "Cs137"]})
+    models, metadata = load_bundle(path)
+    assert sorted(models) == ["Co60", "Cs137"] and metadata == {"nuclides": ["Co60", "Cs137"]}
+    np.testing.assert_array_equal(models["Cs137"].anchors, trained_iae.anchors)
+    with pytest.raises(ModelFileError, match="load_bundle"):
+        load(path)
+    with pytest.raises(ValueError, match="no '/'"):
+        save_bundle({"a/b": trained_iae}, tmp_path / "c.npz")
