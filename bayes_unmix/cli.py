@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 import bayes_unmix
+from bayes_unmix.data.library import STEEL_PATTERN
+from bayes_unmix.iae.library_fit import GAMMA_TRAINING
 
 app = typer.Typer(
     name="bayes-unmix",
@@ -60,25 +62,108 @@ def demo(
     typer.echo(f"model:  {result.model_path}\nfigure: {result.figure_path}")
 
 
+@app.command("train-iae")
+def train_iae(
+    library_dir: Annotated[
+        Path, typer.Argument(help="Library: one sub-folder per nuclide, one file per parameter value.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (.npz).")],
+    nuclides: Annotated[
+        list[str] | None, typer.Option(help="Nuclides to include (repeat or comma-separate); default: all sub-folders.")
+    ] = None,
+    joint: Annotated[
+        bool, typer.Option("--joint/--individual", help="One shared latent, or one IAE per nuclide.")
+    ] = False,
+    emin: Annotated[float | None, typer.Option(help="Lower end of the energy window (keV).")] = None,
+    emax: Annotated[float | None, typer.Option(help="Upper end of the energy window (keV).")] = None,
+    rebin: Annotated[int, typer.Option(min=1, help="Raw channels summed into one.")] = 1,
+    pattern: Annotated[str, typer.Option(help="Regex reading the parameter from file names.")] = STEEL_PATTERN,
+    parameter_name: Annotated[str, typer.Option(help="Name and unit of the parameter.")] = "thickness_mm",
+    kev_per_channel: Annotated[float, typer.Option(help="Raw energy calibration: keV per channel.")] = 1.0,
+    first_channel_kev: Annotated[float, typer.Option(help="Raw energy calibration: centre of channel 0 (keV).")] = 1.0,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = GAMMA_TRAINING.epochs,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train individual or joint IAEs on a spectral library and save them with their preprocessing,
+    a weights-to-parameter map and (when decays are known) efficiencies."""
+    import dataclasses
+
+    import jax
+
+    from bayes_unmix.data.library import load_library
+    from bayes_unmix.iae.library_fit import default_preprocessing, train_spectral_model
+
+    names = [n for item in nuclides or [] for n in item.split(",") if n] or None
+    try:
+        library = load_library(
+            library_dir,
+            nuclides=names,
+            pattern=pattern,
+            parameter_name=parameter_name,
+            kev_per_channel=kev_per_channel,
+            first_channel_kev=first_channel_kev,
+        )
+        preprocessing = default_preprocessing(library, emin, emax, rebin)
+    except (OSError, KeyError, ValueError) as exc:
+        _fail(exc)
+    config = dataclasses.replace(GAMMA_TRAINING, epochs=epochs)
+    command = {
+        "command": "bayes-unmix train-iae",
+        "joint": joint,
+        "emin": emin,
+        "emax": emax,
+        "rebin": rebin,
+        "seed": seed,
+    }
+    model = train_spectral_model(
+        library,
+        joint=joint,
+        key=jax.random.key(seed),
+        preprocessing=preprocessing,
+        config=config,
+        progress=not quiet,
+        record=command,
+    )
+    model.save(out)
+    kind = "joint" if joint else "individual"
+    typer.echo(
+        f"{kind} model of {', '.join(library.nuclides)} over {library.parameter_values.size} values of "
+        f"{parameter_name} ({preprocessing.n_channels} channels) written to {out}"
+    )
+
+
+def _fail(exc: BaseException) -> None:
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
 @app.command()
 def info(model: Annotated[Path, typer.Argument(help="A model file written by bayes_unmix.")]) -> None:
     """Print a model file's architecture and metadata (checks its integrity)."""
-    from bayes_unmix.iae.serialize import ModelFileError, load
+    from bayes_unmix.iae.serialize import ModelFileError, load_bundle
 
     try:
-        iae = load(model)
+        iaes, metadata = load_bundle(model)
     except (ModelFileError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
+        _fail(exc)
+
+    def short(d: dict) -> dict:
+        return {k: v for k, v in d.items() if not isinstance(v, list) or len(v) <= 8}
+
     summary = {
-        "anchors": iae.n_anchors,
-        "components": iae.n_components,
-        "channels": iae.n_channels,
-        "network": iae.network.to_dict(),
-        "interpolation": vars(iae.interpolation),
-        "metadata": {k: v for k, v in iae.metadata.items() if not isinstance(v, list) or len(v) <= 8},
+        name: {
+            "anchors": iae.n_anchors,
+            "components": iae.n_components,
+            "channels": iae.n_channels,
+            "network": short(iae.network.to_dict()),
+            "interpolation": vars(iae.interpolation),
+            "metadata": short(iae.metadata),
+        }
+        for name, iae in iaes.items()
     }
-    typer.echo(json.dumps(summary, indent=2))
+    typer.echo(json.dumps({"models": summary, "metadata": short(metadata)}, indent=2, default=str))
 
 
 def _median(values) -> float:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 import pytest
@@ -11,8 +9,6 @@ import pytest
 import bayes_unmix  # noqa: F401  (enables float64)
 from bayes_unmix.data import gaussian_line_family
 from bayes_unmix.iae import IAE, NetworkConfig, TrainConfig, create_iae, fit
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Spectrum", "SpectrumFormatError", "read_spectrum", "read_counts_txt", "read_csv", "read_spe"]
+__all__ = ["Spectrum", "SpectrumFormatError", "read_counts_txt", "read_csv", "read_spe", "read_spectrum"]
 
 
 class SpectrumFormatError(ValueError):
@@ -57,11 +57,13 @@ class Spectrum:
     def n_channels(self) -> int:
         return self.counts.size
 
-    def require_integer_counts(self) -> "Spectrum":
+    def require_integer_counts(self) -> Spectrum:
         """Raise unless all counts are whole numbers (raw detector output, as Poisson models need)."""
         if not np.all(self.counts == np.round(self.counts)):
             bad = int(np.argmax(self.counts != np.round(self.counts)))
-            raise SpectrumFormatError(f"counts must be integers for a Poisson model (channel {bad} = {self.counts[bad]})")
+            raise SpectrumFormatError(
+                f"counts must be integers for a Poisson model (channel {bad} = {self.counts[bad]})"
+            )
         if self.counts.sum() == 0:
             raise SpectrumFormatError(f"the spectrum {self.source or ''} is empty (zero counts)".replace("  ", " "))
         return self

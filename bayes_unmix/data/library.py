@@ -23,7 +23,7 @@ import numpy as np
 
 from bayes_unmix.data.io import SpectrumFormatError, read_spectrum
 
-__all__ = ["SpectralLibrary", "load_library", "STEEL_PATTERN", "parse_parameter"]
+__all__ = ["STEEL_PATTERN", "SpectralLibrary", "load_library", "parse_parameter"]
 
 STEEL_PATTERN = r"STEEL(?P<int>\d+)__(?P<frac>\d+)mm"
 
@@ -67,7 +67,7 @@ class SpectralLibrary:
         if self.n_decays is not None and np.shape(self.n_decays) != (s, t):
             raise ValueError("n_decays must have shape (nuclides, parameter values)")
 
-    def select(self, nuclides: Sequence[str]) -> "SpectralLibrary":
+    def select(self, nuclides: Sequence[str]) -> SpectralLibrary:
         """The library restricted to ``nuclides`` (in that order)."""
         unknown = [n for n in nuclides if n not in self.nuclides]
         if unknown:
@@ -76,7 +76,7 @@ class SpectralLibrary:
         decays = None if self.n_decays is None else self.n_decays[idx]
         return dataclasses.replace(self, spectra=self.spectra[idx], nuclides=tuple(nuclides), n_decays=decays)
 
-    def take(self, indices: Sequence[int] | np.ndarray) -> "SpectralLibrary":
+    def take(self, indices: Sequence[int] | np.ndarray) -> SpectralLibrary:
         """The library restricted to the parameter values at ``indices`` (sorted)."""
         idx = np.sort(np.asarray(indices))
         decays = None if self.n_decays is None else self.n_decays[:, idx]
@@ -143,7 +143,9 @@ def load_library(
         values = np.array([parse_parameter(f.name, pattern) for f in files])
         order = np.argsort(values)
         if np.any(np.diff(values[order]) == 0):
-            raise ValueError(f"{folder}: two files share the parameter value {values[order][np.diff(values[order]) == 0][0]}")
+            raise ValueError(
+                f"{folder}: two files share the parameter value {values[order][np.diff(values[order]) == 0][0]}"
+            )
         spectra = [read_spectrum(files[i]).counts for i in order]
         if len({s.size for s in spectra}) != 1:
             raise SpectrumFormatError(f"{folder}: spectra have different numbers of channels")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Preprocessing", "ChannelMismatchError"]
+__all__ = ["ChannelMismatchError", "Preprocessing"]
 
 
 class ChannelMismatchError(ValueError):
@@ -69,7 +69,7 @@ class Preprocessing:
         object.__setattr__(self, "max_channel", dict(self.max_channel))
 
     @classmethod
-    def semsun(cls, raw_channels: int = 2998) -> "Preprocessing":
+    def semsun(cls, raw_channels: int = 2998) -> Preprocessing:
         """SEMSUN: 18-1618 keV, pairs of 1 keV channels summed (800 channels), floor 1e-6, per-nuclide
         supports Co60 800, Ba133 250, Co57 100, Cs137 400 channels."""
         return cls(
@@ -138,5 +138,5 @@ class Preprocessing:
         return dataclasses.asdict(self) | {"max_channel": dict(self.max_channel)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Preprocessing":
+    def from_dict(cls, d: Mapping[str, Any]) -> Preprocessing:
         return cls(**d)

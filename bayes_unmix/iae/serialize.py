@@ -141,7 +141,13 @@ def _rebuild(path: Path, name: str, description: dict[str, Any], arrays: dict[st
         leaves.append(jnp.asarray(arrays[key]))
     expected = (network.n_components, network.n_channels)
     anchors, scale = arrays.get(f"{name}/anchors"), arrays.get(f"{name}/scale")
-    if anchors is None or scale is None or anchors.ndim != 3 or anchors.shape[1:] != expected or scale.shape != expected:
+    if (
+        anchors is None
+        or scale is None
+        or anchors.ndim != 3
+        or anchors.shape[1:] != expected
+        or scale.shape != expected
+    ):
         raise ModelFileError(f"{path}: anchors/scale of model {name!r} missing or not matching {expected}")
     return IAE(
         params=jax.tree_util.tree_unflatten(treedef, leaves),

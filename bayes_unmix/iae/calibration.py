@@ -1,0 +1,120 @@
+"""Physical units for latent weights and counts: parameter maps and efficiency models.
+
+* :class:`ParameterMap` turns barycentric weights into the library's physical parameter (shield
+  thickness in mm), so posteriors can be reported in physical units. With two anchors the weight
+  ``u = lambda_2`` (0 at the first anchor, 1 at the second) is mapped by a monotone
+  piecewise-linear curve fitted to the projected training spectra (isotonic regression); with more
+  anchors, by least squares affine in the weights.
+* :class:`EfficiencyModel` gives the expected counts per decay ``eta(p)`` inside the model's energy
+  window as a smooth function of the parameter: a cubic polynomial fitted to ``log eta`` over the
+  library grid. Activity then follows as ``A = counts / (eta(p) * live_time)``.
+
+Both are small frozen dataclasses of plain numbers (JSON-serialisable); their ``__call__`` uses
+``jax.numpy`` so models can differentiate through them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["EfficiencyModel", "ParameterMap", "isotonic_increasing"]
+
+
+def isotonic_increasing(y: np.ndarray) -> np.ndarray:
+    """Least-squares non-decreasing fit of ``y`` (pool-adjacent-violators).
+
+    >>> isotonic_increasing(np.array([1.0, 3.0, 2.0, 4.0])).tolist()
+    [1.0, 2.5, 2.5, 4.0]
+    """
+    blocks: list[list[float]] = []  # [mean, weight]
+    for value in np.asarray(y, float):
+        blocks.append([value, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m2, w2), (m1, w1) = blocks.pop(), blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2])
+    return np.concatenate([np.full(int(w), m) for m, w in blocks])
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterMap:
+    """Map from barycentric weights ``(..., d)`` to a physical parameter ``(...)``.
+
+    ``kind="monotone"``: ``p = interp(lambda[..., 1], knots_u, knots_p)`` (two anchors);
+    ``kind="affine"``: ``p = lambda @ coefficients``.
+    """
+
+    kind: str
+    knots_u: tuple[float, ...] = ()
+    knots_p: tuple[float, ...] = ()
+    coefficients: tuple[float, ...] = ()
+
+    @classmethod
+    def fit(cls, weights: np.ndarray, values: np.ndarray) -> ParameterMap:
+        """Fit to projected training weights ``(N, d)`` and their parameter values ``(N,)``."""
+        weights, values = np.asarray(weights, float), np.asarray(values, float)
+        if weights.shape[-1] != 2:
+            coefficients, *_ = np.linalg.lstsq(weights, values, rcond=None)
+            return cls(kind="affine", coefficients=tuple(coefficients.tolist()))
+        u = weights[:, 1]
+        order = np.argsort(values)
+        # the weight must grow with the parameter: make it so, then invert the monotone relation
+        u_fit = isotonic_increasing(u[order])
+        u_knots = np.unique(u_fit)
+        p_knots = np.array([values[order][u_fit == k].mean() for k in u_knots])
+        if len(u_knots) < 2:
+            raise ValueError("the projected weights do not vary with the parameter: cannot calibrate")
+        return cls(kind="monotone", knots_u=tuple(u_knots.tolist()), knots_p=tuple(p_knots.tolist()))
+
+    def __call__(self, weights: jax.Array) -> jax.Array:
+        weights = jnp.asarray(weights)
+        if self.kind == "monotone":
+            return jnp.interp(weights[..., 1], jnp.asarray(self.knots_u), jnp.asarray(self.knots_p))
+        return weights @ jnp.asarray(self.coefficients)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParameterMap:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class EfficiencyModel:
+    """Expected counts per decay in the energy window as a function of the parameter.
+
+    ``eta(p) = exp(polyval(coefficients, (p - centre) / half_range))``, fitted by least squares to
+    ``log eta`` on the library grid; ``max_relative_error`` records the worst fit error there.
+    """
+
+    coefficients: tuple[float, ...]
+    centre: float
+    half_range: float
+    max_relative_error: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray, counts_per_decay: np.ndarray, degree: int = 3) -> EfficiencyModel:
+        values, eta = np.asarray(values, float), np.asarray(counts_per_decay, float)
+        if np.any(eta <= 0):
+            raise ValueError("counts per decay must be positive")
+        centre = 0.5 * (values.max() + values.min())
+        half = max(0.5 * (values.max() - values.min()), 1e-12)
+        coefficients = np.polyfit((values - centre) / half, np.log(eta), degree)
+        fitted = np.exp(np.polyval(coefficients, (values - centre) / half))
+        return cls(tuple(coefficients.tolist()), float(centre), float(half), float(np.max(np.abs(fitted / eta - 1))))
+
+    def __call__(self, parameter: jax.Array) -> jax.Array:
+        x = (jnp.asarray(parameter) - self.centre) / self.half_range
+        return jnp.exp(jnp.polyval(jnp.asarray(self.coefficients), x))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EfficiencyModel:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
