@@ -5,9 +5,10 @@ the centre of a spherical shell of thickness ``t``; a 3"x3" NaI(Tl) crystal (rad
 7.62 cm) whose face is ``distance_cm`` from the source, behind a 2 mm housing (1.5 mm alumina +
 0.5 mm Al). Every photon line of the source (:mod:`bayes_unmix.data.nuclear`) goes through
 
-1. the shell: unscattered fraction ``exp(-(μ/ρ)(E) ρ t)`` plus a shield-scattered fluence computed in
-   the single-scatter approximation with Klein-Nishina angular weights, and a second order of
-   scattering (successive-scatter approximation); lead shells add their K X-rays;
+1. the shell: unscattered fraction ``exp(-(μ/ρ)(E) ρ t)``; small-angle (θ < 35°) Compton build-up carried
+   with the beam in the straight-ahead approximation (:mod:`bayes_unmix.data._transport`); wide-angle
+   single scattering with Klein-Nishina weights and exact chords through the sphere; further orders
+   (successive-scatter approximation); lead shells add their K X-rays;
 2. the detector: solid angle, housing transmission, intrinsic interaction probability, and a response
    made of the full-energy peak, the iodine K-escape peak, the Compton continuum (Klein-Nishina recoil
    spectrum plus a multiple-scatter part), and a backscatter peak from the surroundings;
@@ -16,6 +17,7 @@ the centre of a spherical shell of thickness ``t``; a 3"x3" NaI(Tl) crystal (rad
 Everything is expected counts per decay (no Poisson noise): the sum of a spectrum is the detection
 efficiency per decay. The five detector constants (``_DETECTOR``) are hand-set first guesses (not yet
 least-squares fitted); the shield model has two: the shell inner radius and ``_ESCAPE_DEPTH``.
+Coherent (Rayleigh) scattering is still counted as removal (μ total).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ import functools
 
 import numpy as np
 
+from bayes_unmix.data._transport import AVOGADRO as _AVOGADRO
+from bayes_unmix.data._transport import FORWARD_COS, forward_beam, kn_forward_per_electron_cm2
+from bayes_unmix.data._transport import MEC2_KEV as _MEC2_KEV
+from bayes_unmix.data._transport import deposit as _deposit
+from bayes_unmix.data._transport import kn_dsigma_domega as _kn_dsigma_domega
+from bayes_unmix.data._transport import kn_per_electron_cm2 as _kn_per_electron_cm2
+from bayes_unmix.data._transport import mu_rho as _mu_rho
 from bayes_unmix.data.library import SpectralLibrary
 from bayes_unmix.data.nuclear import (
     BACKGROUND_CHAINS,
@@ -32,7 +41,6 @@ from bayes_unmix.data.nuclear import (
     IODINE_K_XRAY_KEV,
     LEAD_K_XRAYS,
     LINES,
-    mass_attenuation,
 )
 
 __all__ = [
@@ -58,16 +66,13 @@ THICKNESS_GRID_MM = np.array(
 )
 DEFAULT_ENERGIES_KEV = 1.0 + np.arange(2998.0)
 
-_MEC2_KEV = 510.999
-_R_E_CM = 2.8179403e-13
-_AVOGADRO = 6.02214076e23
 _CRYSTAL_RADIUS_CM, _CRYSTAL_LENGTH_CM = 3.81, 7.62
 _HOUSING = (("alumina", 3.97, 0.15), ("aluminium", 2.699, 0.05))  # (material, g/cm3, cm)
 #: Detector constants, hand-set by eye against the Geant4 spectra at 0.001 mm steel (not a formal fit yet):
 #: peak-to-interaction ratio P(E) = 1 / (1 + (E / e_half)^beta); multiple-Compton share of the continuum;
 #: backscatter photons per photon reaching the detector; effective crystal depth (cm).
 _DETECTOR = {"e_half": 700.0, "beta": 1.3, "multi": 0.25, "backscatter": 0.02, "depth_cm": 7.0}
-_SHELL_INNER_RADIUS_CM = 2.0  # caps grazing paths in the shell (chord length), a geometry assumption
+_SHELL_INNER_RADIUS_CM = 0.01  # Geant4 geometry: source at the centre of a solid sphere; chosen from {0.01, 0.5, 2} cm by the Ba133/Cs137 scan (0.01 best)
 
 
 def fwhm_kev(energy_kev: np.ndarray | float) -> np.ndarray:
@@ -77,41 +82,6 @@ def fwhm_kev(energy_kev: np.ndarray | float) -> np.ndarray:
     array([14.6, 43. , 67.4])
     """
     return 0.674 * np.power(np.clip(np.asarray(energy_kev, float), 1e-3, None), 0.640)
-
-
-def _mu_rho(material: str, energy_kev: np.ndarray) -> np.ndarray:
-    """μ/ρ (cm²/g); alumina Al2O3 as 0.529 Al + 0.471 O, oxygen taken as water (same μ/ρ within 2 %)."""
-    if material == "alumina":
-        return 0.529 * mass_attenuation("aluminium", energy_kev) + 0.471 * mass_attenuation("water", energy_kev)
-    return mass_attenuation(material, energy_kev)
-
-
-def _kn_per_electron_cm2(energy_kev: np.ndarray) -> np.ndarray:
-    """Klein-Nishina total cross-section per electron (cm²), k = E/mₑc²:
-    σ = 2π rₑ² {(1+k)/k² [2(1+k)/(1+2k) − ln(1+2k)/k] + ln(1+2k)/(2k) − (1+3k)/(1+2k)²}."""
-    k = np.clip(np.asarray(energy_kev, float), 1e-3, None) / _MEC2_KEV
-    log = np.log1p(2 * k)
-    return 2 * np.pi * _R_E_CM**2 * ((1 + k) / k**2 * (2 * (1 + k) / (1 + 2 * k) - log / k) + log / (2 * k)
-                                      - (1 + 3 * k) / (1 + 2 * k) ** 2)
-
-
-def _kn_dsigma_domega(energy_kev: float, cos_theta: np.ndarray) -> np.ndarray:
-    """Klein-Nishina dσ/dΩ (cm²/sr/electron) = rₑ²/2 P² (P + 1/P − sin²θ), P = E′/E = 1/(1 + k(1 − cos θ))."""
-    p = 1.0 / (1.0 + energy_kev / _MEC2_KEV * (1.0 - cos_theta))
-    return 0.5 * _R_E_CM**2 * p**2 * (p + 1.0 / p - (1.0 - cos_theta**2))
-
-
-def _deposit(grid_size: int, energies: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Histogram ``weights`` (..., m) at ``energies`` (m,) keV on the integer-keV grid, linear sharing between
-    the two neighbouring bins so that the centroid is exact. Returns (..., grid_size)."""
-    energies = np.asarray(energies, float)
-    lo = np.clip(np.floor(energies).astype(int), 0, grid_size - 2)
-    frac = np.clip(energies - lo, 0.0, 1.0)
-    weights = np.atleast_2d(weights)
-    out = np.zeros(weights.shape[:-1] + (grid_size,))
-    for idx, share in ((lo, 1.0 - frac), (lo + 1, frac)):
-        np.add.at(out.T, idx, (weights * share).T)
-    return out
 
 
 # --------------------------------------------------------------------------------------------- detector
@@ -177,37 +147,52 @@ def _resolution_matrix(grid_size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- shield
+def _removal_coefficient(material: str, energy_kev: float) -> float:
+    """μ_rem = μ − nₑ σ_f (1/cm): what leaves the straight-ahead beam (photo, pair, coherent, wide-angle Compton)."""
+    mu = float(_mu_rho(material, np.array(energy_kev))) * DENSITY_G_CM3[material]
+    sigma_f = float(kn_forward_per_electron_cm2(np.array(energy_kev)))
+    return mu - sigma_f * DENSITY_G_CM3[material] * _AVOGADRO * ELECTRONS_PER_GRAM_RATIO[material]
+
+
 def _shell_scatter(energy_kev: float, thickness_cm: np.ndarray, material: str, n_angles: int = 240):
-    """Shield-scattered photons leaving the shell per unit solid angle, relative to the unshielded source.
+    """Wide-angle (cos θ < cos θ_c) single-scattered photons leaving the shell, per source photon.
 
-    A photon crossing the shell radially scatters at depth x ∈ [0, t] by θ into the detector direction:
+    The beam (line photons plus the small-angle build-up, see :mod:`._transport`) crosses the shell radially and is
+    depleted with μ_rem; at depth x ∈ [0, t] a photon scatters by θ:
 
-        S(E′) dE′ = ∫₀ᵗ dx ∫ 2π d(cos θ) nₑ dσ_KN/dΩ(θ) exp(−μ(E) x) exp(−μ(E′) ℓ(θ, x)) δ(E′ − E′(θ)),
+        S(E′) dE′ = ∫₀ᵗ dx ∫ 2π d(cos θ) nₑ dσ_KN/dΩ(θ) exp(−μ_rem x) exp(−μ(E′) ℓ(θ, x)) δ(E′ − E′(θ)),
 
-    with ℓ = (t − x)/cos θ forward, and ℓ = (x + t)/|cos θ| backward (back through the cavity and across the
-    opposite wall); 1/|cos θ| is capped by the chord of a shell of inner radius 5 cm. The x-integral is
-    analytic. Returns (energies E′ (n_angles,), weights (T, n_angles)).
+    with ℓ(θ, r) the exact chord from radius r = R_i + x to the outer surface R_o = R_i + t along θ, minus the
+    cavity chord when an inward ray crosses it (s = sin θ):
+
+        ℓ = −r cos θ + √(R_o² − r² s²) − 2 √(R_i² − r² s²) [cos θ < 0 and r s < R_i].
+
+    Oblique rays thus escape through the curved surface much sooner than in a slab. The x-integral is a
+    Gauss-Legendre quadrature. Returns (energies E′ (n_angles,), weights (T, n_angles)).
     """
     rho = DENSITY_G_CM3[material]
     electrons = rho * _AVOGADRO * ELECTRONS_PER_GRAM_RATIO[material]
-    cos = np.linspace(-1, 1, n_angles + 1)
+    cos = np.linspace(-1, FORWARD_COS, n_angles + 1)
+    dcos = cos[1] - cos[0]
     cos = 0.5 * (cos[1:] + cos[:-1])
+    sin2 = 1 - cos**2
     e_out = energy_kev / (1 + energy_kev / _MEC2_KEV * (1 - cos))
-    mu_in = _mu_rho(material, np.array(energy_kev)) * rho
+    mu_in = _removal_coefficient(material, energy_kev)
     mu_out = _mu_rho(material, e_out) * rho
-    t = np.asarray(thickness_cm, float)[:, None]
-    max_path = np.sqrt(2 * _SHELL_INNER_RADIUS_CM * t + t**2)
-    slant = np.minimum(1 / np.abs(cos), max_path / np.maximum(t, 1e-9))
-    a = np.where(cos > 0, mu_in - mu_out * slant, mu_in + mu_out * slant)  # x-coefficient of the exponent
-    start = mu_out * slant * t                                                # exponent at x = 0 (both cases)
-    # ∫₀ᵗ exp(−start − a x) dx = (e^{−start} − e^{−start − a t}) / a, both exponents ≤ 0 (stable)
-    small = np.abs(a * t) < 1e-9
-    a_safe = np.where(small, 1.0, a)
-    depth_integral = np.where(small, t * np.exp(-start), (np.exp(-start) - np.exp(-start - a * t)) / a_safe)
-    weights = 2 * np.pi * (2.0 / n_angles) * electrons * _kn_dsigma_domega(energy_kev, cos) * depth_integral
+    nodes, w_nodes = np.polynomial.legendre.leggauss(_DEPTH_NODES)
+    t = np.asarray(thickness_cm, float)[:, None, None]
+    x = 0.5 * t * (nodes[None, :, None] + 1)                      # (T, X, 1) depth
+    r, r_in, r_out = _SHELL_INNER_RADIUS_CM + x, _SHELL_INNER_RADIUS_CM, _SHELL_INNER_RADIUS_CM + t
+    path = -r * cos + np.sqrt(np.clip(r_out**2 - r**2 * sin2, 0, None))
+    cavity = (cos < 0) & (r**2 * sin2 < r_in**2)
+    path = path - np.where(cavity, 2 * np.sqrt(np.clip(r_in**2 - r**2 * sin2, 0, None)), 0.0)
+    integrand = np.exp(-mu_in * x - mu_out * path)                # (T, X, A)
+    depth_integral = 0.5 * t[:, :, 0] * np.einsum("x,txa->ta", w_nodes, integrand)
+    weights = 2 * np.pi * dcos * electrons * _kn_dsigma_domega(energy_kev, cos) * depth_integral
     return e_out, weights
 
 
+_DEPTH_NODES = 12  # Gauss-Legendre nodes across the shell thickness
 _ESCAPE_DEPTH = 0.4  # effective depth scale of the slab escape (sphere curvature shortens escape paths); fitted
 _GROUPS_KEV = np.geomspace(10.0, 3200.0, 160)  # energy groups for multiply scattered photons (≈3.7 % apart)
 
@@ -218,9 +203,10 @@ def _scatter_probability(material: str, energy_kev: np.ndarray) -> np.ndarray:
     return np.clip(sigma / _mu_rho(material, energy_kev), 0.0, 1.0)
 
 
-def _kn_energy_transfer(energy_kev: float, n_angles: int = 200) -> np.ndarray:
-    """Angle-averaged Klein-Nishina distribution of the scattered energy over ``_GROUPS_KEV`` (unit sum)."""
-    cos = np.linspace(-1, 1, n_angles + 1)
+def _kn_energy_transfer(energy_kev: float, n_angles: int = 200, cos_max: float = 1.0) -> np.ndarray:
+    """Angle-averaged Klein-Nishina distribution of the scattered energy over ``_GROUPS_KEV`` (unit sum),
+    scattering angles with cos θ < ``cos_max``."""
+    cos = np.linspace(-1, cos_max, n_angles + 1)
     cos = 0.5 * (cos[1:] + cos[:-1])
     e_out = energy_kev / (1 + energy_kev / _MEC2_KEV * (1 - cos))
     where = np.interp(np.log(e_out), np.log(_GROUPS_KEV), np.arange(_GROUPS_KEV.size))
@@ -242,20 +228,19 @@ def _slab_escape(optical_thickness: np.ndarray) -> np.ndarray:
     return (1 - 2 * e3) / (2 * a)
 
 
-def _multiple_scatter(energy_kev: float, thickness_cm: np.ndarray, material: str, collided: np.ndarray,
+def _multiple_scatter(energy_kev: float, thickness_cm: np.ndarray, material: str, scattered: np.ndarray,
                       escaped_once: np.ndarray, orders: int = 25):
     """Photons leaving the shell after two or more Compton scatterings, per source photon, on ``_GROUPS_KEV``.
 
-    Successive-collision (energy-only) approximation: the photons that scattered once but did not escape
-    (count = collided × σ/μ − escaped_once) collide again; at every order a fraction σ/μ(E) scatters with the
+    Successive-collision (energy-only) approximation: the photons that scattered once at a wide angle but did not
+    escape (count = scattered − escaped_once) collide again; at every order a fraction σ/μ(E) scatters with the
     angle-averaged Klein-Nishina energy distribution, and a fraction P_esc leaves the shell. The cavity reflects
     the photons back into the wall, so the shell acts as a slab of thickness 2t: P_esc = [1 − 2E₃(2μt)]/(4μt).
     Returns (group energies (G,), escaped photons (T, G)).
     """
     rho = DENSITY_G_CM3[material]
     t = np.asarray(thickness_cm, float)[:, None]
-    first = _kn_energy_transfer(energy_kev)[None, :]
-    scattered = collided * _scatter_probability(material, np.array(energy_kev))
+    first = _kn_energy_transfer(energy_kev, cos_max=FORWARD_COS)[None, :]
     still_inside = np.clip(scattered - escaped_once, 0.0, None)[:, None] * first
     escape = _slab_escape(2 * _ESCAPE_DEPTH * _mu_rho(material, _GROUPS_KEV)[None, :] * rho * t)
     keep = _scatter_probability(material, _GROUPS_KEV)[None, :]
@@ -295,11 +280,17 @@ def _incident_fluence(nuclide: str, thickness_cm: np.ndarray, material: str, gri
             continue
         direct = np.exp(-_mu_rho(material, np.array(energy)) * rho * thickness_cm)
         fluence += _deposit(grid_size, np.array([energy]), intensity * direct[:, None])
+        # small-angle Compton build-up travelling with the beam (straight-ahead, see _transport)
+        e_beam, beam = forward_beam(energy, thickness_cm, material)
+        fluence += _deposit(grid_size, e_beam, intensity * beam)
         e1, w1 = _shell_scatter(energy, thickness_cm, material)
         fluence += _deposit(grid_size, e1, intensity * w1)
-        # photons scattered more than once (successive collisions, see _multiple_scatter)
-        collided_once = -np.expm1(-_mu_rho(material, np.array(energy)) * rho * thickness_cm)
-        e_groups, escaped = _multiple_scatter(energy, thickness_cm, material, collided_once, w1.sum(axis=1))
+        # photons scattered more than once at wide angles (successive collisions, see _multiple_scatter)
+        mu_rem = _removal_coefficient(material, energy)
+        wide = _kn_per_electron_cm2(energy) - kn_forward_per_electron_cm2(np.array(energy))
+        wide_share = wide * _AVOGADRO * ELECTRONS_PER_GRAM_RATIO[material] * rho / mu_rem
+        scattered = -np.expm1(-mu_rem * thickness_cm) * wide_share
+        e_groups, escaped = _multiple_scatter(energy, thickness_cm, material, scattered, w1.sum(axis=1))
         fluence += _deposit(grid_size, e_groups, intensity * escaped)
         if material == "lead":
             xray_yield += intensity * _lead_fluorescence(energy, thickness_cm)

@@ -91,3 +91,17 @@ def test_unknown_inputs():
         simulate_signature("Xx999", 1.0)
     with pytest.raises(ValueError, match="material"):
         simulate_signature("Cs137", 1.0, material="unobtainium")
+
+
+def test_forward_beam_build_up():
+    # straight-ahead small-angle Compton build-up: linear in t for thin shells (n_e σ_f t), none at t = 0,
+    # and after one scattering the photons lie between E/(1 + k(1 − cos θ_c)) and E
+    from bayes_unmix.data._transport import FORWARD_COS, electrons_per_cm3, forward_beam, kn_forward_per_electron_cm2
+
+    energy, t = 122.06, np.array([0.0, 1e-3])
+    groups, beam = forward_beam(energy, t, "steel")
+    assert beam[0].sum() == pytest.approx(0.0, abs=1e-12)
+    expected = electrons_per_cm3("steel") * float(kn_forward_per_electron_cm2(np.array(energy))) * t[1]
+    assert beam[1].sum() == pytest.approx(expected, rel=0.02)
+    lowest = energy / (1 + energy / 510.999 * (1 - FORWARD_COS))
+    assert groups[beam[1] > 1e-3 * beam[1].max()].min() >= lowest * 0.98
