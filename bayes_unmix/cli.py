@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -131,6 +132,48 @@ def train_iae(
         f"{kind} model of {', '.join(library.nuclides)} over {library.parameter_values.size} values of "
         f"{parameter_name} ({preprocessing.n_channels} channels) written to {out}"
     )
+
+
+class Method(str, Enum):
+    map = "map"
+    nuts = "nuts"
+    vi = "vi"
+
+
+@app.command()
+def fit(
+    spectrum: Annotated[Path, typer.Argument(help="Raw measured spectrum (.spe, .csv, or one count per line).")],
+    model: Annotated[str, typer.Option(help="Spectral model file, or the name of a pretrained model.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    background: Annotated[
+        Path | None, typer.Option(help="Raw background spectrum (default: the simulated natural background).")
+    ] = None,
+    no_background: Annotated[bool, typer.Option("--no-background", help="Fit without a background component.")] = False,
+    live_time: Annotated[float | None, typer.Option("--live-time", help="Live time in s (activities in Bq).")] = None,
+    method: Annotated[Method, typer.Option(help="map (fast point estimate), nuts (posterior), vi (mean-field).")] = Method.nuts,
+    ci: Annotated[float, typer.Option(min=0.01, max=0.999, help="Credible-interval probability.")] = 0.9,
+    num_warmup: Annotated[int, typer.Option(min=1, help="NUTS warm-up steps per chain.")] = 300,
+    num_samples: Annotated[int, typer.Option(min=1, help="NUTS draws per chain.")] = 1000,
+    chains: Annotated[int, typer.Option(min=1, help="NUTS chains.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Unmix a raw spectrum: counts (and activities) with credible intervals, the shield parameter,
+    and summary.csv, posterior.nc, fit.png and report.md in OUT."""
+    from bayes_unmix.inference.mcmc import NUTSConfig
+    from bayes_unmix.workflow import FitInputError, fit_spectrum
+
+    nuts_config = NUTSConfig(num_warmup=num_warmup, num_samples=num_samples, num_chains=chains)
+    try:
+        result, written = fit_spectrum(
+            spectrum, model, out, background=background, use_background=not no_background,
+            live_time_s=live_time, method=method.value, ci_prob=ci, seed=seed, progress=not quiet,
+            nuts_config=nuts_config,
+        )
+    except FitInputError as exc:
+        _fail(exc)
+    typer.echo(result.summary(ci).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
 def _fail(exc: BaseException) -> None:

@@ -128,6 +128,26 @@ class Preprocessing:
             raise ValueError("a library spectrum has no counts inside the energy window")
         return x / total
 
+    def background(self, counts: np.ndarray) -> np.ndarray:
+        """Unit-sum background signature from a measured or simulated raw background.
+
+        The background may have a different number of raw channels (same calibration): it is cut,
+        or padded with zeros, to ``raw_channels``; the window must lie inside its measured range.
+        """
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.ndim != 1:
+            raise ChannelMismatchError("a background must be one spectrum")
+        if counts.size < self._raw_slice.stop:
+            raise ChannelMismatchError(
+                f"the background has {counts.size} channels but the model's window needs {self._raw_slice.stop}"
+            )
+        raw = np.zeros(self.raw_channels)
+        raw[: min(counts.size, self.raw_channels)] = counts[: self.raw_channels]
+        windowed = self.window(raw)
+        if windowed.sum() <= 0:
+            raise ValueError("the background has no counts inside the model's energy window")
+        return windowed / windowed.sum()
+
     def support(self, nuclide: str) -> np.ndarray:
         """Boolean mask of the channels where ``nuclide``'s signature may be non-zero."""
         mask = np.ones(self.n_channels, bool)

@@ -141,12 +141,12 @@ def _dense(key: jax.Array, n_in: int, n_out: int) -> Params:
     return {"w": w, "b": jnp.zeros(n_out)}
 
 
-def _mlp_stack(key: jax.Array, widths: list[int]) -> list[Params]:
+def _mlp_stack(key: jax.Array, widths: list[int], residual: list[float]) -> list[Params]:
     layers = []
-    for key_l, n_in, n_out in zip(jax.random.split(key, len(widths) - 1), widths[:-1], widths[1:]):
+    for key_l, n_in, n_out, r in zip(jax.random.split(key, len(widths) - 1), widths[:-1], widths[1:], residual):
         k1, k2 = jax.random.split(key_l)
         layer = _dense(k1, n_in, n_out)
-        if n_in != n_out:
+        if n_in != n_out and r != 0.0:  # a shortcut with zero residual weight would be dead weight
             layer["shortcut"] = _dense(k2, n_in, n_out)["w"]
         layers.append(layer)
     return layers
@@ -160,8 +160,8 @@ def init_network(key: jax.Array, config: NetworkConfig) -> Params:
     """Initialise encoder and decoder parameters (He-scaled normal weights, zero biases)."""
     k_enc, k_dec = jax.random.split(key)
     if config.kind == "mlp":
-        widths = config.mlp_widths
-        return {"encoder": _mlp_stack(k_enc, widths), "decoder": _mlp_stack(k_dec, widths[::-1])}
+        widths, r = config.mlp_widths, residual_weights(config.n_layers)
+        return {"encoder": _mlp_stack(k_enc, widths, r), "decoder": _mlp_stack(k_dec, widths[::-1], r[::-1])}
 
     chans = [config.n_components, *config.filters]
     flat = config.filters[-1] * config.cnn_lengths[-1]
@@ -191,9 +191,11 @@ def _mlp_apply(layers: list[Params], h: jax.Array, config: NetworkConfig, r: lis
     last = len(layers) - 1
     for l, layer in enumerate(layers):
         pre = h @ layer["w"] + layer["b"]
-        skip = h @ layer["shortcut"] if "shortcut" in layer else h
         # the last layer on each side is linear: latent codes and outputs are unconstrained
-        h = (pre if l == last else act(pre)) + r[l] * skip
+        out = pre if l == last else act(pre)
+        if r[l] != 0.0:
+            out = out + r[l] * (h @ layer["shortcut"] if "shortcut" in layer else h)
+        h = out
     return h
 
 

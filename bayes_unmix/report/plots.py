@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_reconstructions"]
+__all__ = ["plot_reconstructions", "plot_fit", "plot_pair"]
 
 
 def plot_reconstructions(
@@ -39,5 +39,71 @@ def plot_reconstructions(
     top.legend(fontsize=8, title="truth (reconstruction dashed)")
     bottom.set_ylabel("residual / max")
     bottom.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
+def _axis(tree) -> tuple[np.ndarray, str]:
+    constant = tree["constant_data"] if "constant_data" in tree.children else None
+    if constant is not None and "energy_kev" in constant.data_vars:
+        return constant["energy_kev"].values, "energy (keV)"
+    n = tree["observed_data"]["obs"].size
+    return np.arange(n), "channel"
+
+
+def plot_fit(tree, *, ci_prob: float = 0.9, title: str | None = None) -> Figure:
+    """Observed counts with the posterior-predictive band, the posterior-mean contribution of each
+    component, and Pearson residuals ``(y - mean) / sqrt(mean)`` below."""
+    x, xlabel = _axis(tree)
+    y = tree["observed_data"]["obs"].values
+    ppc = tree["posterior_predictive"]["obs"].values.reshape(-1, y.size)
+    contributions = tree["constant_data"]["contribution"]
+    total = contributions.values.sum(0)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6), height_ratios=(3, 1))
+    if ppc.shape[0] > 1:
+        low, high = np.quantile(ppc, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
+        top.fill_between(x, low, high, step="mid", color="tab:blue", alpha=0.25, label=f"{ci_prob:.0%} predictive band")
+    top.step(x, y, where="mid", color="k", lw=0.7, label="data")
+    top.plot(x, total, color="tab:blue", lw=1.2, label="model")
+    for name, c in zip(contributions.component.values, contributions.values):
+        top.plot(x, c, lw=0.9, label=str(name))
+    top.set_yscale("symlog", linthresh=1.0)
+    top.set_ylim(bottom=0)
+    top.set_ylabel("counts per channel")
+    top.legend(fontsize=8, ncol=2)
+    top.set_title(title or f"posterior fit ({tree.attrs.get('method', '')})")
+    bottom.plot(x, (y - total) / np.sqrt(np.maximum(total, 1e-9)), color="k", lw=0.6)
+    bottom.axhline(0, color="tab:blue", lw=0.8)
+    bottom.set_ylabel("residual (σ)")
+    bottom.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pair(tree, *, max_draws: int = 1000) -> Figure:
+    """Corner plot of the nuclide counts and the physical parameter (histograms on the diagonal)."""
+    post = tree["posterior"]
+    columns = [(f"counts {c}", post["counts"].sel(component=c).values.ravel()) for c in post["counts"].component.values]
+    parameter = tree.attrs.get("parameter_name", "")
+    if parameter and parameter in post.data_vars:
+        for latent in post[parameter].latent.values:
+            columns.append((f"{parameter} {latent}", post[parameter].sel(latent=latent).values.ravel()))
+    columns = [(name, v[:max_draws]) for name, v in columns]
+    k = len(columns)
+    fig, axes = plt.subplots(k, k, figsize=(1.9 * k, 1.9 * k), squeeze=False)
+    for i, (name_i, vi) in enumerate(columns):
+        for j, (name_j, vj) in enumerate(columns):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+            elif i == j:
+                ax.hist(vi, bins=30, color="tab:blue", alpha=0.7)
+            else:
+                ax.plot(vj, vi, ".", ms=1.5, alpha=0.4, color="tab:blue")
+            ax.tick_params(labelsize=6)
+            if i == k - 1:
+                ax.set_xlabel(name_j, fontsize=7)
+            if j == 0 and i > 0:
+                ax.set_ylabel(name_i, fontsize=7)
     fig.tight_layout()
     return fig
