@@ -48,6 +48,6 @@ def convergence_report(
         warnings.warn(
             "MCMC did not converge well: " + "; ".join(report["problems"]) + ". Run longer or more chains.",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return report

@@ -63,8 +63,8 @@ def plot_fit(tree, *, ci_prob: float = 0.9, title: str | None = None) -> Figure:
     if ppc.shape[0] > 1:
         low, high = np.quantile(ppc, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
         top.fill_between(x, low, high, step="mid", color="tab:blue", alpha=0.25, label=f"{ci_prob:.0%} predictive band")
-    top.step(x, y, where="mid", color="k", lw=0.7, label="data")
-    top.plot(x, total, color="tab:blue", lw=1.2, label="model")
+    top.step(x, y, where="mid", color="0.45", lw=0.7, label="data")
+    top.plot(x, total, color="k", lw=1.0, ls="--", label="model")
     for name, c in zip(contributions.component.values, contributions.values):
         top.plot(x, c, lw=0.9, label=str(name))
     top.set_yscale("symlog", linthresh=1.0)
