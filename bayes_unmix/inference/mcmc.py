@@ -13,6 +13,7 @@ built with ``dynamic_args=True``, so one compiled function serves every spectrum
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal
 
 import blackjax
@@ -99,9 +100,10 @@ def _numpyro_nuts(mix, counts, key, config: NUTSConfig, progress: bool):
     return draws, {"diverging": np.asarray(extra["diverging"]), "n_steps": np.asarray(extra["num_steps"])}
 
 
-def _blackjax_draws(mix: GammaMixture, counts: jax.Array, key: jax.Array, config: NUTSConfig):
-    """BlackJAX NUTS over a batch of spectra ``(B, n)``: draws ``{site: (B, chain, draw, ...)}``."""
-    z0, potential_fn, postprocess_fn = _potential(mix, jax.random.key(0), counts[0])
+@functools.lru_cache(maxsize=16)
+def _compiled_sampler(mix: GammaMixture, config: NUTSConfig):
+    """One compiled, batched BlackJAX sampler per mixture and configuration."""
+    z0, potential_fn, postprocess_fn = _potential(mix, jax.random.key(0), jnp.ones(mix.n_channels))
 
     def one_chain(spectrum, chain_key, init):
         logdensity = lambda z: -potential_fn(spectrum)(z)  # noqa: E731
@@ -126,9 +128,13 @@ def _blackjax_draws(mix: GammaMixture, counts: jax.Array, key: jax.Array, config
         inits = _dispersed_inits(z0, spectrum_key, config.num_chains)
         return jax.vmap(one_chain, in_axes=(None, 0, 0))(spectrum, keys, inits)
 
-    run = jax.jit(jax.vmap(one_spectrum))
+    return jax.jit(jax.vmap(one_spectrum))
+
+
+def _blackjax_draws(mix: GammaMixture, counts: jax.Array, key: jax.Array, config: NUTSConfig):
+    """BlackJAX NUTS over a batch of spectra ``(B, n)``: draws ``{site: (B, chain, draw, ...)}``."""
     keys = jax.random.split(key, counts.shape[0])
-    constrained, divergent, steps = run(*shard(counts, keys))
+    constrained, divergent, steps = _compiled_sampler(mix, config)(*shard(counts, keys))
     sites = sample_sites(mix)
     draws = {k: np.asarray(v) for k, v in constrained.items() if k in sites}
     return draws, {"diverging": np.asarray(divergent), "n_steps": np.asarray(steps)}
