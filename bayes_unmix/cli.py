@@ -69,7 +69,9 @@ def demo(
     )
     result = run_unmixing_demo(out, seed=seed, progress=not quiet, quick=quick)
     typer.echo(result.table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    typer.echo(f"fit in {result.seconds:.1f} s (90 % equal-tailed intervals); wrote {', '.join(map(str, result.written))}")
+    typer.echo(
+        f"fit in {result.seconds:.1f} s (90 % equal-tailed intervals); wrote {', '.join(map(str, result.written))}"
+    )
 
 
 @app.command("train-iae")
@@ -159,7 +161,9 @@ def fit(
     ] = None,
     no_background: Annotated[bool, typer.Option("--no-background", help="Fit without a background component.")] = False,
     live_time: Annotated[float | None, typer.Option("--live-time", help="Live time in s (activities in Bq).")] = None,
-    method: Annotated[Method, typer.Option(help="map (fast point estimate), nuts (posterior), vi (mean-field).")] = Method.nuts,
+    method: Annotated[
+        Method, typer.Option(help="map (fast point estimate), nuts (posterior), vi (mean-field).")
+    ] = Method.nuts,
     ci: Annotated[float, typer.Option(min=0.01, max=0.999, help="Credible-interval probability.")] = 0.9,
     num_warmup: Annotated[int, typer.Option(min=1, help="NUTS warm-up steps per chain.")] = 300,
     num_samples: Annotated[int, typer.Option(min=1, help="NUTS draws per chain.")] = 1000,
@@ -175,8 +179,16 @@ def fit(
     nuts_config = NUTSConfig(num_warmup=num_warmup, num_samples=num_samples, num_chains=chains)
     try:
         result, written = fit_spectrum(
-            spectrum, model, out, background=background, use_background=not no_background,
-            live_time_s=live_time, method=method.value, ci_prob=ci, seed=seed, progress=not quiet,
+            spectrum,
+            model,
+            out,
+            background=background,
+            use_background=not no_background,
+            live_time_s=live_time,
+            method=method.value,
+            ci_prob=ci,
+            seed=seed,
+            progress=not quiet,
             nuts_config=nuts_config,
         )
     except FitInputError as exc:

@@ -21,7 +21,7 @@ from bayes_unmix.iae.project import fast_interpolation, project
 from bayes_unmix.iae.serialize import save
 from bayes_unmix.report.plots import plot_reconstructions
 
-__all__ = ["DemoResult", "run_iae_demo", "UnmixingDemo", "run_unmixing_demo"]
+__all__ = ["DemoResult", "UnmixingDemo", "run_iae_demo", "run_unmixing_demo"]
 
 #: The demo measurement: activities (Bq) behind steel, 10 minutes live time.
 DEMO_ACTIVITIES_BQ = {"Co60": 4000.0, "Ba133": 3000.0, "Co57": 0.0, "Cs137": 5000.0}
@@ -91,7 +91,7 @@ def _figure(thickness: np.ndarray, truth: np.ndarray, fitted: np.ndarray, path: 
 class UnmixingDemo:
     """Truth and posterior summary of the unmixing demo."""
 
-    table: "object"  # pandas DataFrame: component, parameter, truth, mean, ci_low, ci_high
+    table: object  # pandas DataFrame: component, parameter, truth, mean, ci_low, ci_high
     seconds: float
     written: list[Path]
 
@@ -101,8 +101,10 @@ def simulate_measurement(seed: int, raw_channels: int = 2998) -> tuple[np.ndarra
     from bayes_unmix.data.simulate import simulate_background, simulate_signature
 
     energies = 1.0 + np.arange(raw_channels)
-    rates = {n: a * DEMO_LIVE_TIME_S * simulate_signature(n, [DEMO_THICKNESS_MM], energies_kev=energies)[0]
-             for n, a in DEMO_ACTIVITIES_BQ.items()}
+    rates = {
+        n: a * DEMO_LIVE_TIME_S * simulate_signature(n, [DEMO_THICKNESS_MM], energies_kev=energies)[0]
+        for n, a in DEMO_ACTIVITIES_BQ.items()
+    }
     rates["background"] = simulate_background(energies, live_time_s=DEMO_LIVE_TIME_S)
     expected = sum(rates.values())
     return np.random.default_rng(seed).poisson(expected).astype(float), rates
@@ -125,8 +127,14 @@ def run_unmixing_demo(out_dir: Path, *, seed: int = 0, progress: bool = True, qu
     config = NUTSConfig(num_warmup=150, num_samples=200) if quick else NUTSConfig()
     start = time.perf_counter()
     result, written = fit_spectrum(
-        spectrum_path, "nai3_steel_joint", out_dir, live_time_s=DEMO_LIVE_TIME_S, method="nuts",
-        seed=seed, progress=progress, nuts_config=config,
+        spectrum_path,
+        "nai3_steel_joint",
+        out_dir,
+        live_time_s=DEMO_LIVE_TIME_S,
+        method="nuts",
+        seed=seed,
+        progress=progress,
+        nuts_config=config,
     )
     seconds = time.perf_counter() - start
     fig = result.plot_pair()

@@ -19,7 +19,7 @@ from bayes_unmix.inference.mcmc import NUTSConfig
 from bayes_unmix.inference.result import UnmixingResult
 from bayes_unmix.models.gamma import GammaMixture
 
-__all__ = ["FitInputError", "load_model", "prepare_counts", "default_background", "fit_spectrum"]
+__all__ = ["FitInputError", "default_background", "fit_spectrum", "load_model", "prepare_counts"]
 
 
 class FitInputError(ValueError):
@@ -103,6 +103,11 @@ def fit_spectrum(
         result = variational(mix, counts, key=key, energies_kev=energies, progress=progress)
     else:
         raise FitInputError(f"unknown method {method!r}")
-    context = {"spectrum": str(spectrum), "model": str(model), "background": str(background or "simulated natural"),
-               "live time (s)": str(live or "unknown"), "seed": str(seed)}
+    context = {
+        "spectrum": str(spectrum),
+        "model": str(model),
+        "background": str(background or "simulated natural"),
+        "live time (s)": str(live or "unknown"),
+        "seed": str(seed),
+    }
     return result, write_fit_outputs(result, Path(out_dir), ci_prob=ci_prob, context=context)

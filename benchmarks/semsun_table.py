@@ -102,8 +102,13 @@ def train_models(library, pre, train_idx, epochs: int, seed: int, cache: Path | 
             continue
         start = time.perf_counter()
         models[kind] = train_spectral_model(
-            library, joint=kind == "joint", key=jax.random.key(seed), preprocessing=pre,
-            train_indices=train_idx, config=config, progress=False,
+            library,
+            joint=kind == "joint",
+            key=jax.random.key(seed),
+            preprocessing=pre,
+            train_indices=train_idx,
+            config=config,
+            progress=False,
         )
         print(f"trained {kind} model ({epochs} epochs): {time.perf_counter() - start:.0f} s", flush=True)
         if path is not None:
@@ -182,12 +187,20 @@ def print_table(level: str, rows: dict, nuts_n: int) -> None:
         print(f"{name + n:22} " + " ".join(f"{fmt(q):>22}" for q in r["rel_error"]) + f" {r['seconds']:7.1f}")
     for name, pub in PUBLISHED[level].items():
         print(f"{'published ' + name:22} " + " ".join(f"{fmt(q):>22}" for q in pub))
-    print("NMSE of X (dB), median: " + "; ".join(
-        f"{name} " + " ".join(f"{v:.1f}" for v in r["nmse_db_median"]) + (
-            f" (published {' '.join(f'{v:.1f}' for v in PUBLISHED_NMSE_DB[level][name])})"
-            if name in PUBLISHED_NMSE_DB[level] else "")
-        for name, r in rows.items() if "nmse_db_median" in r
-    ))
+    print(
+        "NMSE of X (dB), median: "
+        + "; ".join(
+            f"{name} "
+            + " ".join(f"{v:.1f}" for v in r["nmse_db_median"])
+            + (
+                f" (published {' '.join(f'{v:.1f}' for v in PUBLISHED_NMSE_DB[level][name])})"
+                if name in PUBLISHED_NMSE_DB[level]
+                else ""
+            )
+            for name, r in rows.items()
+            if "nmse_db_median" in r
+        )
+    )
 
 
 def goals(rows_by_level: dict) -> dict:
@@ -196,7 +209,9 @@ def goals(rows_by_level: dict) -> dict:
     high = {m: bool(np.all(np.abs([q[0] for q in r["rel_error"]]) <= 1.0)) for m, r in rows_by_level["high"].items()}
     low = rows_by_level["low"]
     iqr = lambda r: np.array([q[2] - q[1] for q in r["rel_error"]])
-    excess = {m: (iqr(low[m]) - iqr(low["Oracle"])).tolist() for m in ("MAP-joint", "SEMSUN-j", "NUTS-mean") if m in low}
+    excess = {
+        m: (iqr(low[m]) - iqr(low["Oracle"])).tolist() for m in ("MAP-joint", "SEMSUN-j", "NUTS-mean") if m in low
+    }
     return {
         "high_median_bias_within_1pct": high,
         "low_iqr_excess_over_oracle_points": excess,
@@ -240,7 +255,11 @@ def main() -> None:
         results = run_methods(y, mixes, templates_true, x0_library, min(args.nuts_replicates, args.replicates), key)
         rows = {}
         for name, r in results.items():
-            row = {"rel_error": summary(relative_error(r["counts"], truth)), "seconds": r["seconds"], "n": len(r["counts"])}
+            row = {
+                "rel_error": summary(relative_error(r["counts"], truth)),
+                "seconds": r["seconds"],
+                "n": len(r["counts"]),
+            }
             if "signatures" in r:
                 row["nmse_db_median"] = np.median(nmse_db(r["signatures"], true_x[None]), axis=0).tolist()
             if "n_iter" in r:
@@ -255,31 +274,38 @@ def main() -> None:
         print_table(level, rows, min(args.nuts_replicates, args.replicates))
     verdict = goals(rows_by_level)
     print("\ngoal 1 (|median| <= 1 % at high counts):", verdict["high_median_bias_within_1pct"])
-    print("goal 2 (low-count IQR excess over the oracle, points):",
-          {m: [round(v, 2) for v in e] for m, e in verdict["low_iqr_excess_over_oracle_points"].items()})
+    print(
+        "goal 2 (low-count IQR excess over the oracle, points):",
+        {m: [round(v, 2) for v in e] for m, e in verdict["low_iqr_excess_over_oracle_points"].items()},
+    )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "semsun_table",
-        "package_version": bayes_unmix.__version__,
-        "jax_version": jax.__version__,
-        "cpu_count": os.cpu_count(),
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "replicates": args.replicates,
-        "nuts_replicates": min(args.nuts_replicates, args.replicates),
-        "nuts_config": {"num_chains": 1, "num_warmup": 300, "num_samples": 300},
-        "semsun_max_iter": SEMSUN_MAX_ITER,
-        "true_thickness_mm": float(library.parameter_values[t_idx]),
-        "weights": dict(zip(COMPONENTS, WEIGHTS.tolist())),
-        "weight_box": BOX,
-        "components": COMPONENTS,
-        "results": rows_by_level,
-        "goals": verdict,
-        "published": PUBLISHED,
-        "published_nmse_db": PUBLISHED_NMSE_DB,
-        "estimated_counts": raw,
-    }, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "semsun_table",
+                "package_version": bayes_unmix.__version__,
+                "jax_version": jax.__version__,
+                "cpu_count": os.cpu_count(),
+                "epochs": args.epochs,
+                "seed": args.seed,
+                "replicates": args.replicates,
+                "nuts_replicates": min(args.nuts_replicates, args.replicates),
+                "nuts_config": {"num_chains": 1, "num_warmup": 300, "num_samples": 300},
+                "semsun_max_iter": SEMSUN_MAX_ITER,
+                "true_thickness_mm": float(library.parameter_values[t_idx]),
+                "weights": dict(zip(COMPONENTS, WEIGHTS.tolist())),
+                "weight_box": BOX,
+                "components": COMPONENTS,
+                "results": rows_by_level,
+                "goals": verdict,
+                "published": PUBLISHED,
+                "published_nmse_db": PUBLISHED_NMSE_DB,
+                "estimated_counts": raw,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -81,7 +81,10 @@ def main() -> None:
         anomalous = np.r_[False, r_g4[1:] > 1.5 * r_g4[:-1]]
         measurable = (r_g4 > 0.02) & ~anomalous
         worst = int(np.argmax(np.where(measurable, dev, -1)))
-        fw = {f"{ln}": (fitted_fwhm(g4.spectra[s, 0], e, ln), fitted_fwhm(sim.spectra[s, 0], e, ln)) for ln in MAIN_LINES[name]}
+        fw = {
+            f"{ln}": (fitted_fwhm(g4.spectra[s, 0], e, ln), fitted_fwhm(sim.spectra[s, 0], e, ln))
+            for ln in MAIN_LINES[name]
+        }
         fw_dev = max(abs(b / a - 1) for a, b in fw.values())
         nm = nmse_db(unit_shape(sim.spectra[s]), unit_shape(g4.spectra[s]))
         tot_g4 = g4.spectra[s, :, 17:1617].sum(1)
@@ -94,25 +97,46 @@ def main() -> None:
             "attenuation_ratio_30mm": {"geant4": float(r_g4[-1]), "simulator": float(r_sim[-1])},
             "fwhm_kev": {k: {"geant4": a, "simulator": b} for k, (a, b) in fw.items()},
             "fwhm_max_rel_dev": float(fw_dev),
-            "nmse_db": {"median": float(np.median(nm)), "min": float(nm.min()),
-                        "at_0.001_5.2_30mm": [float(nm[0]), float(nm[32]), float(nm[-1])]},
-            "total_ratio_30mm": {"geant4": float(tot_g4[-1] / tot_g4[0]), "simulator": float(tot_sim[-1] / tot_sim[0]),
-                                 "notes": NOTES_RATIO[name]},
+            "nmse_db": {
+                "median": float(np.median(nm)),
+                "min": float(nm.min()),
+                "at_0.001_5.2_30mm": [float(nm[0]), float(nm[32]), float(nm[-1])],
+            },
+            "total_ratio_30mm": {
+                "geant4": float(tot_g4[-1] / tot_g4[0]),
+                "simulator": float(tot_sim[-1] / tot_sim[0]),
+                "notes": NOTES_RATIO[name],
+            },
             "efficiency_per_decay_0.001mm": float(sim.spectra[s, 0].sum()),
         }
-        rows.append((name, main_line, dev[measurable].max(), t[worst], fw_dev, np.median(nm), nm.min(),
-                     tot_g4[-1] / tot_g4[0], tot_sim[-1] / tot_sim[0]))
+        rows.append(
+            (
+                name,
+                main_line,
+                dev[measurable].max(),
+                t[worst],
+                fw_dev,
+                np.median(nm),
+                nm.min(),
+                tot_g4[-1] / tot_g4[0],
+                tot_sim[-1] / tot_sim[0],
+            )
+        )
     a662 = peak_area(sim.spectra[g4.nuclides.index("Cs137"), 0], e, 661.66) / 0.847
     results["full_energy_peak_efficiency_662kev"] = a662
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "simulator_gamma.json").write_text(json.dumps(results, indent=2))
 
     print(f"simulated 4 x {len(t)} spectra in {seconds:.1f} s; FEP efficiency at 662 keV = {a662:.2e} (notes 3.0e-3)")
-    print(f"{'nuclide':8} {'line':>8} {'att.dev':>8} {'@t mm':>6} {'FWHMdev':>8} {'NMSEmed':>8} {'NMSEmin':>8} "
-          f"{'tot30 G4':>9} {'tot30 sim':>9}")
+    print(
+        f"{'nuclide':8} {'line':>8} {'att.dev':>8} {'@t mm':>6} {'FWHMdev':>8} {'NMSEmed':>8} {'NMSEmin':>8} "
+        f"{'tot30 G4':>9} {'tot30 sim':>9}"
+    )
     for r in rows:
-        print(f"{r[0]:8} {r[1]:8.2f} {100*r[2]:7.2f}% {r[3]:6.1f} {100*r[4]:7.2f}% {r[5]:7.1f}dB {r[6]:7.1f}dB "
-              f"{r[7]:9.3f} {r[8]:9.3f}")
+        print(
+            f"{r[0]:8} {r[1]:8.2f} {100 * r[2]:7.2f}% {r[3]:6.1f} {100 * r[4]:7.2f}% {r[5]:7.1f}dB {r[6]:7.1f}dB "
+            f"{r[7]:9.3f} {r[8]:9.3f}"
+        )
     plot(g4, sim)
 
 

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import bayes_unmix
@@ -48,7 +47,10 @@ def semsun_grid_model(reference: SpectralModel) -> SpectralModel:
     anchors = np.abs(np.random.default_rng(0).normal(size=(2, len(reference.nuclides), pre.n_channels))) + 0.1
     iae = create_iae(jax.random.key(0), anchors, net)
     return SpectralModel(
-        nuclides=reference.nuclides, iaes={JOINT: iae}, preprocessing=pre, parameter_name="thickness_mm",
+        nuclides=reference.nuclides,
+        iaes={JOINT: iae},
+        preprocessing=pre,
+        parameter_name="thickness_mm",
         parameter_maps={JOINT: ParameterMap(kind="monotone", knots_u=(0.0, 1.0), knots_p=(0.0, 30.0))},
         efficiencies={n: EfficiencyModel((0.0, -7.0), 15.0, 15.0, 0.0) for n in reference.nuclides},
     )
@@ -81,10 +83,16 @@ def run(model: SpectralModel, label: str, batch: int, seed: int) -> dict:
     _, bj_first = timed(nuts_batch, mix, spectra[:16], key=jax.random.key(seed + 1), config=config)
     _, bj_second = timed(nuts_batch, mix, spectra[:16], key=jax.random.key(seed + 2), config=config)
     return {
-        "model": label, "channels": pre.n_channels, "map_batch": batch,
-        "map_ms_per_spectrum": 1e3 * map_second / batch, "map_compile_s": map_first - map_second,
-        "nuts_seconds_with_compile": nuts_seconds, "nuts_ess_bulk_min": ess_min, "nuts_ess_per_s": ess_min / nuts_seconds,
-        "blackjax_batch16_s_per_spectrum": bj_second / 16, "blackjax_compile_s": bj_first - bj_second,
+        "model": label,
+        "channels": pre.n_channels,
+        "map_batch": batch,
+        "map_ms_per_spectrum": 1e3 * map_second / batch,
+        "map_compile_s": map_first - map_second,
+        "nuts_seconds_with_compile": nuts_seconds,
+        "nuts_ess_bulk_min": ess_min,
+        "nuts_ess_per_s": ess_min / nuts_seconds,
+        "blackjax_batch16_s_per_spectrum": bj_second / 16,
+        "blackjax_compile_s": bj_first - bj_second,
     }
 
 
@@ -101,19 +109,32 @@ def main() -> None:
     ]
     device = jax.devices()[0]
     print(f"\nGamma unmixing speed on {device.platform} ({os.cpu_count()} CPU cores), jax {jax.__version__}")
-    print(f"{'model':28} {'MAP ms/spec':>11} {'MAP compile s':>13} {'NUTS s (incl. compile)':>22} "
-          f"{'min ESS':>8} {'ESS/s':>7} {'BlackJAX s/spec (x16)':>21}")
+    print(
+        f"{'model':28} {'MAP ms/spec':>11} {'MAP compile s':>13} {'NUTS s (incl. compile)':>22} "
+        f"{'min ESS':>8} {'ESS/s':>7} {'BlackJAX s/spec (x16)':>21}"
+    )
     for r in rows:
-        print(f"{r['model']:28} {r['map_ms_per_spectrum']:11.2f} {r['map_compile_s']:13.1f} "
-              f"{r['nuts_seconds_with_compile']:22.1f} {r['nuts_ess_bulk_min']:8.0f} {r['nuts_ess_per_s']:7.1f} "
-              f"{r['blackjax_batch16_s_per_spectrum']:21.2f}")
+        print(
+            f"{r['model']:28} {r['map_ms_per_spectrum']:11.2f} {r['map_compile_s']:13.1f} "
+            f"{r['nuts_seconds_with_compile']:22.1f} {r['nuts_ess_bulk_min']:8.0f} {r['nuts_ess_per_s']:7.1f} "
+            f"{r['blackjax_batch16_s_per_spectrum']:21.2f}"
+        )
     print("published: SEMSUN MAP 1.1 s per spectrum (goal < 5 ms); Pyro NUTS 348 s (goal < 10 s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "speed_gamma", "package_version": bayes_unmix.__version__, "jax_version": jax.__version__,
-        "device": f"{device.platform}:{device.device_kind}", "cpu_count": os.cpu_count(),
-        "machine": platform.machine(), "results": rows,
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "speed_gamma",
+                "package_version": bayes_unmix.__version__,
+                "jax_version": jax.__version__,
+                "device": f"{device.platform}:{device.device_kind}",
+                "cpu_count": os.cpu_count(),
+                "machine": platform.machine(),
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -37,9 +37,17 @@ def main() -> None:
         name = f"nai3_steel_{'joint' if joint else 'individual'}"
         start = time.perf_counter()
         model = train_spectral_model(
-            library, joint=joint, key=jax.random.key(args.seed), preprocessing=PREPROCESSING,
-            network=PRETRAINED_NETWORK, config=config, progress=True,
-            record={"command": f"scripts/train_pretrained.py --seed {args.seed} --epochs {args.epochs}", "seed": args.seed},
+            library,
+            joint=joint,
+            key=jax.random.key(args.seed),
+            preprocessing=PREPROCESSING,
+            network=PRETRAINED_NETWORK,
+            config=config,
+            progress=True,
+            record={
+                "command": f"scripts/train_pretrained.py --seed {args.seed} --epochs {args.epochs}",
+                "seed": args.seed,
+            },
         )
         path = model.save(args.out / f"{name}.npz")
         print(f"{name}: {time.perf_counter() - start:.0f} s, {path.stat().st_size / 1e6:.2f} MB -> {path}")

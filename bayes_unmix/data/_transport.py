@@ -48,8 +48,12 @@ def kn_per_electron_cm2(energy_kev: np.ndarray) -> np.ndarray:
     σ = 2π rₑ² {(1+k)/k² [2(1+k)/(1+2k) − ln(1+2k)/k] + ln(1+2k)/(2k) − (1+3k)/(1+2k)²}."""
     k = np.clip(np.asarray(energy_kev, float), 1e-3, None) / MEC2_KEV
     log = np.log1p(2 * k)
-    return 2 * np.pi * R_E_CM**2 * ((1 + k) / k**2 * (2 * (1 + k) / (1 + 2 * k) - log / k) + log / (2 * k)
-                                    - (1 + 3 * k) / (1 + 2 * k) ** 2)
+    return (
+        2
+        * np.pi
+        * R_E_CM**2
+        * ((1 + k) / k**2 * (2 * (1 + k) / (1 + 2 * k) - log / k) + log / (2 * k) - (1 + 3 * k) / (1 + 2 * k) ** 2)
+    )
 
 
 def kn_dsigma_domega(energy_kev, cos_theta: np.ndarray) -> np.ndarray:
@@ -86,8 +90,14 @@ def _forward_generator(energy_kev: float, material: str, n_angles: int = 48) -> 
     c = FORWARD_COS + (1 - FORWARD_COS) * (np.arange(n_angles) + 0.5) / n_angles
     e_out = groups[:, None] / (1 + groups[:, None] / MEC2_KEV * (1 - c[None, :]))
     where = np.clip(np.log(energy_kev / e_out) / log_step, 0, _N_GROUPS - 1)  # fractional group index
-    rate = electrons_per_cm3(material) * 2 * np.pi * (1 - FORWARD_COS) / n_angles * kn_dsigma_domega(
-        groups[:, None], c[None, :])
+    rate = (
+        electrons_per_cm3(material)
+        * 2
+        * np.pi
+        * (1 - FORWARD_COS)
+        / n_angles
+        * kn_dsigma_domega(groups[:, None], c[None, :])
+    )
     kernel = np.stack([deposit(_N_GROUPS, where[g], rate[g])[0] for g in range(_N_GROUPS)], axis=1)
     generator = kernel - np.diag(mu_rho(material, groups) * DENSITY_G_CM3[material])
     return groups, generator

@@ -58,11 +58,81 @@ MATERIALS: tuple[str, ...] = ("steel", "lead", "water", "concrete", "aluminium")
 
 #: The 96 steel thicknesses (mm) of the published Geant4 library.
 THICKNESS_GRID_MM = np.array(
-    [0.001, 0.01, 0.02, 0.05, 0.07] + [round(0.1 * i, 1) for i in range(1, 21)]
-    + [2.4, 2.8, 3.2, 3.6, 4.0, 4.4, 4.8, 5.2, 5.5, 5.9, 6.3, 6.7, 7.1, 7.5, 7.9, 8.3, 8.7, 9.1, 9.5, 9.9, 10.3,
-       10.7, 11.1, 11.5, 11.9, 12.3, 12.6, 13.0, 13.4, 13.8, 14.2, 14.6, 15.0, 15.4, 15.8, 16.2, 16.6, 17.0, 17.4,
-       17.8, 18.2, 18.6, 19.0, 19.4, 19.7, 20.1, 20.5, 20.9, 21.3, 21.7, 22.1, 22.5, 22.9, 23.3, 23.7, 24.1, 24.5,
-       24.9, 25.3, 25.7, 26.1, 26.5, 26.8, 27.2, 27.6, 28.0, 28.4, 28.8, 29.2, 29.6, 30.0]
+    [0.001, 0.01, 0.02, 0.05, 0.07]
+    + [round(0.1 * i, 1) for i in range(1, 21)]
+    + [
+        2.4,
+        2.8,
+        3.2,
+        3.6,
+        4.0,
+        4.4,
+        4.8,
+        5.2,
+        5.5,
+        5.9,
+        6.3,
+        6.7,
+        7.1,
+        7.5,
+        7.9,
+        8.3,
+        8.7,
+        9.1,
+        9.5,
+        9.9,
+        10.3,
+        10.7,
+        11.1,
+        11.5,
+        11.9,
+        12.3,
+        12.6,
+        13.0,
+        13.4,
+        13.8,
+        14.2,
+        14.6,
+        15.0,
+        15.4,
+        15.8,
+        16.2,
+        16.6,
+        17.0,
+        17.4,
+        17.8,
+        18.2,
+        18.6,
+        19.0,
+        19.4,
+        19.7,
+        20.1,
+        20.5,
+        20.9,
+        21.3,
+        21.7,
+        22.1,
+        22.5,
+        22.9,
+        23.3,
+        23.7,
+        24.1,
+        24.5,
+        24.9,
+        25.3,
+        25.7,
+        26.1,
+        26.5,
+        26.8,
+        27.2,
+        27.6,
+        28.0,
+        28.4,
+        28.8,
+        29.2,
+        29.6,
+        30.0,
+    ]
 )
 DEFAULT_ENERGIES_KEV = 1.0 + np.arange(2998.0)
 
@@ -128,8 +198,9 @@ def _detector_response(grid_size: int, distance_cm: float) -> np.ndarray:
     backscatter_cos = np.linspace(-1.0, -0.35, 40)
     for i in range(1, grid_size):
         cont = interact[i] * (1 - full[i])
-        response[i] += cont * ((1 - par["multi"]) * _compton_recoil_shape(e[i], grid)
-                               + par["multi"] * (grid < e[i]) / max(i, 1))
+        response[i] += cont * (
+            (1 - par["multi"]) * _compton_recoil_shape(e[i], grid) + par["multi"] * (grid < e[i]) / max(i, 1)
+        )
         e_back = e[i] / (1 + e[i] / _MEC2_KEV * (1 - backscatter_cos))
         w = _kn_dsigma_domega(e[i], backscatter_cos)
         response[i] += _deposit(grid_size, e_back, par["backscatter"] * interact[i] * full[i] * w / w.sum())[0]
@@ -181,12 +252,12 @@ def _shell_scatter(energy_kev: float, thickness_cm: np.ndarray, material: str, n
     mu_out = _mu_rho(material, e_out) * rho
     nodes, w_nodes = np.polynomial.legendre.leggauss(_DEPTH_NODES)
     t = np.asarray(thickness_cm, float)[:, None, None]
-    x = 0.5 * t * (nodes[None, :, None] + 1)                      # (T, X, 1) depth
+    x = 0.5 * t * (nodes[None, :, None] + 1)  # (T, X, 1) depth
     r, r_in, r_out = _SHELL_INNER_RADIUS_CM + x, _SHELL_INNER_RADIUS_CM, _SHELL_INNER_RADIUS_CM + t
     path = -r * cos + np.sqrt(np.clip(r_out**2 - r**2 * sin2, 0, None))
     cavity = (cos < 0) & (r**2 * sin2 < r_in**2)
     path = path - np.where(cavity, 2 * np.sqrt(np.clip(r_in**2 - r**2 * sin2, 0, None)), 0.0)
-    integrand = np.exp(-mu_in * x - mu_out * path)                # (T, X, A)
+    integrand = np.exp(-mu_in * x - mu_out * path)  # (T, X, A)
     depth_integral = 0.5 * t[:, :, 0] * np.einsum("x,txa->ta", w_nodes, integrand)
     weights = 2 * np.pi * dcos * electrons * _kn_dsigma_domega(energy_kev, cos) * depth_integral
     return e_out, weights
@@ -228,8 +299,14 @@ def _slab_escape(optical_thickness: np.ndarray) -> np.ndarray:
     return (1 - 2 * e3) / (2 * a)
 
 
-def _multiple_scatter(energy_kev: float, thickness_cm: np.ndarray, material: str, scattered: np.ndarray,
-                      escaped_once: np.ndarray, orders: int = 25):
+def _multiple_scatter(
+    energy_kev: float,
+    thickness_cm: np.ndarray,
+    material: str,
+    scattered: np.ndarray,
+    escaped_once: np.ndarray,
+    orders: int = 25,
+):
     """Photons leaving the shell after two or more Compton scatterings, per source photon, on ``_GROUPS_KEV``.
 
     Successive-collision (energy-only) approximation: the photons that scattered once at a wide angle but did not
@@ -299,8 +376,6 @@ def _incident_fluence(nuclide: str, thickness_cm: np.ndarray, material: str, gri
         shares = np.array([s for _, s in LEAD_K_XRAYS])
         fluence += _deposit(grid_size, lines, xray_yield[:, None] * shares[None, :])
     return fluence
-
-
 
 
 def _check_inputs(nuclide: str, material: str) -> None:
@@ -377,17 +452,28 @@ def simulate_library(
     t = THICKNESS_GRID_MM if thickness_mm is None else np.asarray(thickness_mm, float)
     e = DEFAULT_ENERGIES_KEV if energies_kev is None else np.asarray(energies_kev, float)
     spectra = np.stack([simulate_signature(n, t, material=material, energies_kev=e) for n in nuclides])
-    return SpectralLibrary(spectra=spectra, nuclides=tuple(nuclides), parameter_values=t, energies_kev=e,
-                           parameter_name="thickness_mm", n_decays=np.ones(spectra.shape[:2]),
-                           source=f"bayes_unmix.data.simulate ({material} shell)")
+    return SpectralLibrary(
+        spectra=spectra,
+        nuclides=tuple(nuclides),
+        parameter_values=t,
+        energies_kev=e,
+        parameter_name="thickness_mm",
+        n_decays=np.ones(spectra.shape[:2]),
+        source=f"bayes_unmix.data.simulate ({material} shell)",
+    )
 
 
 # Background: equivalent decays per second of each chain seen behind an effective 150 mm concrete layer (which
 # produces the environmental down-scatter), plus a smooth continuum A e^(−E/E₀) + B (E/100)^−γ counts/s/keV for
 # cosmic rays. Weights are a non-negative least-squares fit to a measured 3" NaI spectrum (22 dB NMSE over
 # 31-2000 keV), scaled so that 10⁴ s give its ≈2.7·10⁶ counts (≈270 counts/s, typical of an unshielded 3" NaI).
-_BACKGROUND = {"K40": 8.92e4, "U238": 3.11e4, "Th232": 2.66e4, "concrete_mm": 150.0,
-               "continuum": (0.0, 60.0, 0.0136, 0.5)}
+_BACKGROUND = {
+    "K40": 8.92e4,
+    "U238": 3.11e4,
+    "Th232": 2.66e4,
+    "concrete_mm": 150.0,
+    "continuum": (0.0, 60.0, 0.0136, 0.5),
+}
 
 
 def simulate_background(energies_kev: np.ndarray | None = None, *, live_time_s: float = 1.0) -> np.ndarray:

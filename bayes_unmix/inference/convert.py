@@ -31,7 +31,7 @@ from numpyro.infer import Predictive
 import bayes_unmix
 from bayes_unmix.models.gamma import GammaMixture, make_model
 
-__all__ = ["to_datatree", "decoder_checksum"]
+__all__ = ["decoder_checksum", "to_datatree"]
 
 _REPORTED = ("counts", "u", "weights", "activity_bq")
 
@@ -142,4 +142,3 @@ def _mean_weights(mix: GammaMixture, replayed: dict) -> np.ndarray:
         u = replayed["u"].reshape(-1, mix.spectral_model.n_latents).mean(0)
         return np.stack([1 - u, u], -1)
     return replayed["weights"].reshape(-1, *replayed["weights"].shape[2:]).mean(0)
-

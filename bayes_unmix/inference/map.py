@@ -25,12 +25,12 @@ import optax
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import constrain_fn, log_density, unconstrain_fn
 
-from bayes_unmix.inference.convert import to_datatree
 from bayes_unmix.inference._util import sample_sites, shard
+from bayes_unmix.inference.convert import to_datatree
 from bayes_unmix.inference.result import UnmixingResult
 from bayes_unmix.models.gamma import GammaMixture, make_model
 
-__all__ = ["MAPConfig", "map_estimate", "map_batch"]
+__all__ = ["MAPConfig", "map_batch", "map_estimate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,9 +174,7 @@ def _lbfgs(objective, x0: jax.Array, iterations: int) -> tuple[jax.Array, jax.Ar
     return x, objective(x)
 
 
-def map_batch(
-    mix: GammaMixture, counts: np.ndarray, *, config: MAPConfig = MAPConfig()
-) -> dict[str, np.ndarray]:
+def map_batch(mix: GammaMixture, counts: np.ndarray, *, config: MAPConfig = MAPConfig()) -> dict[str, np.ndarray]:
     """MAP for many spectra ``(B, n)`` in one compiled call, sharded over devices.
 
     Returns ``{site: (B, ...)}`` for the sample sites, plus ``neg_log_posterior`` ``(B,)``.
@@ -203,7 +201,12 @@ def map_estimate(
     value = batch.pop("neg_log_posterior")[0]
     draws = {k: v[:1][None] for k, v in batch.items()}  # (chain=1, draw=1, ...)
     tree = to_datatree(
-        mix, np.asarray(counts), draws, key=key, method="map", energies_kev=energies_kev,
+        mix,
+        np.asarray(counts),
+        draws,
+        key=key,
+        method="map",
+        energies_kev=energies_kev,
         attrs={"neg_log_posterior": float(value), "iterations": config.iterations, "grid": config.grid},
     )
     return UnmixingResult(tree)

@@ -74,8 +74,14 @@ def nuts(
     else:
         raise ValueError(f"unknown backend {backend!r}; use 'numpyro' or 'blackjax'")
     tree = to_datatree(
-        mix, np.asarray(counts), draws, key=k_tree, method=f"nuts-{backend}", energies_kev=energies_kev,
-        sample_stats=stats, attrs={"num_warmup": config.num_warmup, "num_samples": config.num_samples},
+        mix,
+        np.asarray(counts),
+        draws,
+        key=k_tree,
+        method=f"nuts-{backend}",
+        energies_kev=energies_kev,
+        sample_stats=stats,
+        attrs={"num_warmup": config.num_warmup, "num_samples": config.num_samples},
     )
     result = UnmixingResult(tree)
     if check:
@@ -106,10 +112,12 @@ def _compiled_sampler(mix: GammaMixture, config: NUTSConfig):
     z0, potential_fn, postprocess_fn = _potential(mix, jax.random.key(0), jnp.ones(mix.n_channels))
 
     def one_chain(spectrum, chain_key, init):
-        logdensity = lambda z: -potential_fn(spectrum)(z)  # noqa: E731
+        logdensity = lambda z: -potential_fn(spectrum)(z)
         k_warm, k_sample = jax.random.split(chain_key)
         warmup = blackjax.window_adaptation(
-            blackjax.nuts, logdensity, target_acceptance_rate=config.target_accept,
+            blackjax.nuts,
+            logdensity,
+            target_acceptance_rate=config.target_accept,
             max_num_doublings=config.max_tree_depth,
         )
         (state, params), _ = warmup.run(k_warm, init, num_steps=config.num_warmup)

@@ -19,7 +19,7 @@ import xarray as xr
 
 from bayes_unmix.inference.checks import convergence_report
 
-__all__ = ["UnmixingResult", "SUMMARY_COLUMNS"]
+__all__ = ["SUMMARY_COLUMNS", "UnmixingResult"]
 
 SUMMARY_COLUMNS = ["component", "parameter", "mean", "sd", "ci_low", "ci_high", "r_hat", "ess_bulk"]
 
@@ -58,9 +58,13 @@ class UnmixingResult:
         rows = [("counts", c, "counts", "component", c) for c in components]  # (parameter, component, site)
         if parameter and parameter in post:
             joint = [str(v) for v in post[parameter].latent.values] == ["joint"]
-            rows += [(parameter, c, parameter, "latent", "joint" if joint else c) for c in components if c != "background"]
+            rows += [
+                (parameter, c, parameter, "latent", "joint" if joint else c) for c in components if c != "background"
+            ]
         if "activity_bq" in post:
-            rows += [("activity_bq", str(n), "activity_bq", "nuclide", str(n)) for n in post["activity_bq"].nuclide.values]
+            rows += [
+                ("activity_bq", str(n), "activity_bq", "nuclide", str(n)) for n in post["activity_bq"].nuclide.values
+            ]
         stats = self._diagnostics()
         table = []
         for parameter_name, component, site, dim, label in rows:
@@ -68,11 +72,18 @@ class UnmixingResult:
             x = values.values.ravel()
             low, high = self._interval(values, ci_prob, kind)
             r_hat, ess = stats.get((site, label), (np.nan, np.nan))
-            table.append({
-                "component": component, "parameter": parameter_name, "mean": float(x.mean()),
-                "sd": float(x.std(ddof=1)) if x.size > 1 else np.nan,
-                "ci_low": low, "ci_high": high, "r_hat": r_hat, "ess_bulk": ess,
-            })
+            table.append(
+                {
+                    "component": component,
+                    "parameter": parameter_name,
+                    "mean": float(x.mean()),
+                    "sd": float(x.std(ddof=1)) if x.size > 1 else np.nan,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "r_hat": r_hat,
+                    "ess_bulk": ess,
+                }
+            )
         return pd.DataFrame(table, columns=SUMMARY_COLUMNS)
 
     def _interval(self, values: xr.DataArray, ci_prob: float, kind: str) -> tuple[float, float]:
@@ -127,5 +138,5 @@ class UnmixingResult:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "UnmixingResult":
+    def load(cls, path: str | os.PathLike) -> UnmixingResult:
         return cls(xr.open_datatree(path, engine="h5netcdf").load())

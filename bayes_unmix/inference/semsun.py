@@ -116,7 +116,9 @@ def _nnpu(templates: jax.Array, counts: jax.Array, a0: jax.Array, max_iter: int,
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
-def nnpu(templates: jax.Array, counts: jax.Array, a0: jax.Array | None = None, *, max_iter: int = 1000, tol: float = 1e-6):
+def nnpu(
+    templates: jax.Array, counts: jax.Array, a0: jax.Array | None = None, *, max_iter: int = 1000, tol: float = 1e-6
+):
     """Poisson maximum-likelihood counts for **known** unit-sum templates (the "oracle" of SEMSUN).
 
     Parameters
@@ -133,7 +135,9 @@ def nnpu(templates: jax.Array, counts: jax.Array, a0: jax.Array | None = None, *
     templates = jnp.asarray(templates, jnp.float64)
     counts = jnp.asarray(counts, jnp.float64)
     if a0 is None:
-        a0 = jnp.broadcast_to(counts.sum(-1, keepdims=True) / templates.shape[0], (*counts.shape[:-1], templates.shape[0]))
+        a0 = jnp.broadcast_to(
+            counts.sum(-1, keepdims=True) / templates.shape[0], (*counts.shape[:-1], templates.shape[0])
+        )
     solve = lambda y, a: _nnpu(templates, y, a, max_iter, tol)
     return solve(counts, a0) if counts.ndim == 1 else jax.vmap(solve)(counts, a0)
 
@@ -348,7 +352,13 @@ def _nmf_one(counts, x0, a0, n_frozen: int, max_iter: int, tol: float):
 
 @functools.partial(jax.jit, static_argnames=("n_frozen", "max_iter"))
 def poisson_nmf(
-    counts: jax.Array, x0: jax.Array, a0: jax.Array | None = None, *, n_frozen: int = 1, max_iter: int = 1000, tol: float = 1e-6
+    counts: jax.Array,
+    x0: jax.Array,
+    a0: jax.Array | None = None,
+    *,
+    n_frozen: int = 1,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
 ) -> tuple[jax.Array, jax.Array]:
     """The published NMF baseline: KL (Poisson) multiplicative updates of both ``a`` and ``X``.
 

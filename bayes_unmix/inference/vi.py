@@ -30,7 +30,7 @@ from bayes_unmix.inference.convert import to_datatree
 from bayes_unmix.inference.result import UnmixingResult
 from bayes_unmix.models.gamma import GammaMixture, make_model
 
-__all__ = ["variational", "pathfinder", "GUIDES"]
+__all__ = ["GUIDES", "pathfinder", "variational"]
 
 GUIDES = {"meanfield": AutoNormal, "lowrank": AutoLowRankMultivariateNormal, "laplace": AutoLaplaceApproximation}
 
@@ -62,7 +62,12 @@ def variational(
     draws = {k: np.asarray(v)[None] for k, v in samples.items() if k in sample_sites(mix)}
     losses = np.asarray(state.losses)
     tree = to_datatree(
-        mix, np.asarray(counts), draws, key=k_tree, method=f"vi-{guide}", energies_kev=energies_kev,
+        mix,
+        np.asarray(counts),
+        draws,
+        key=k_tree,
+        method=f"vi-{guide}",
+        energies_kev=energies_kev,
         attrs={"steps": steps, "final_elbo": float(-np.mean(losses[-100:]))},
     )
     return UnmixingResult(tree)
@@ -80,7 +85,7 @@ def pathfinder(
     counts = jnp.asarray(counts, dtype=jnp.float64)
     k_init, k_fit, k_draw, k_tree = jax.random.split(key, 4)
     info = initialize_model(k_init, make_model(mix), model_args=(counts,), init_strategy=init_to_median(num_samples=15))
-    logdensity = lambda z: -info.potential_fn(z)  # noqa: E731
+    logdensity = lambda z: -info.potential_fn(z)
     state, _ = blackjax.vi.pathfinder.approximate(k_fit, logdensity, info.param_info.z, num_samples=200)
     positions, _ = blackjax.vi.pathfinder.sample(k_draw, state, num_draws)
     constrained = jax.vmap(info.postprocess_fn)(positions)

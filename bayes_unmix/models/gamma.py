@@ -30,7 +30,7 @@ import numpyro.distributions as dist
 
 from bayes_unmix.iae.spectral_model import SpectralModel
 
-__all__ = ["GammaMixture", "make_model", "BACKGROUND"]
+__all__ = ["BACKGROUND", "GammaMixture", "make_model"]
 
 BACKGROUND = "background"
 CountPrior = Literal["uniform", "exponential", "sparse"]
@@ -94,11 +94,13 @@ class GammaMixture:
     @classmethod
     def from_spectral_model(
         cls, model: SpectralModel, background: np.ndarray | None = None, *, nuclides: Sequence[str] | None = None, **kw
-    ) -> "GammaMixture":
+    ) -> GammaMixture:
         """A mixture of ``model``'s nuclides (all, or the subset ``nuclides`` of an individual model)."""
         if nuclides is not None and tuple(nuclides) != model.nuclides:
             raise ValueError(f"this spectral model unmixes exactly {list(model.nuclides)}")
-        return cls(nuclides=model.nuclides, n_channels=model.n_channels, background=background, spectral_model=model, **kw)
+        return cls(
+            nuclides=model.nuclides, n_channels=model.n_channels, background=background, spectral_model=model, **kw
+        )
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -156,7 +158,9 @@ def make_model(mix: GammaMixture) -> Callable[[jax.Array], None]:
             parts.append(numpyro.sample("count_background", _count_prior(mix, total, 1, "uniform")))
         parts.append(numpyro.sample("count_nuclides", _count_prior(mix, total, len(mix.nuclides), mix.count_prior)))
         counts_per_component = numpyro.deterministic("counts", jnp.concatenate(parts))
-        templates = signatures if mix.background is None else jnp.concatenate([jnp.asarray(mix.background)[None], signatures])
+        templates = (
+            signatures if mix.background is None else jnp.concatenate([jnp.asarray(mix.background)[None], signatures])
+        )
         rate = numpyro.deterministic("rate", jnp.maximum(counts_per_component @ templates, 1e-30))
         if mix.activities_defined():
             eta = mix.spectral_model.counts_per_decay(jnp.broadcast_to(parameter, (len(mix.nuclides),)))

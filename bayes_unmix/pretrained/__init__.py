@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bayes_unmix.iae.spectral_model import SpectralModel
 
-__all__ = ["available", "load_pretrained", "PRETRAINED_DIR", "PRETRAINED_NUCLIDES", "PRETRAINED_NETWORK"]
+__all__ = ["PRETRAINED_DIR", "PRETRAINED_NETWORK", "PRETRAINED_NUCLIDES", "available", "load_pretrained"]
 
 PRETRAINED_DIR = Path(__file__).parent
 PRETRAINED_NUCLIDES = ("Co60", "Ba133", "Co57", "Cs137")

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["write_fit_outputs", "markdown_table"]
+__all__ = ["markdown_table", "write_fit_outputs"]
 
 
 def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:

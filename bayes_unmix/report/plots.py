@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_reconstructions", "plot_fit", "plot_pair"]
+__all__ = ["plot_fit", "plot_pair", "plot_reconstructions"]
 
 
 def plot_reconstructions(

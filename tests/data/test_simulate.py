@@ -17,8 +17,13 @@ from bayes_unmix.data.simulate import (
     simulate_signature,
 )
 
-BACKGROUND = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gamma_nai_steel" / (
-    "background_NaITl_3inch_measured_1keV.txt")
+BACKGROUND = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "data"
+    / "gamma_nai_steel"
+    / ("background_NaITl_3inch_measured_1keV.txt")
+)
 E = 1.0 + np.arange(1700.0)
 
 
