@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bayes_unmix.data.preprocess import Preprocessing
 from bayes_unmix.iae.calibration import EfficiencyModel, ParameterMap
@@ -96,6 +97,12 @@ class SpectralModel:
         weights = jnp.asarray(weights)
         names = [JOINT] if self.joint else list(self.nuclides)
         return jnp.stack([self.parameter_maps[n](w) for n, w in zip(names, weights)])
+
+    def weights_at(self, parameter: float) -> np.ndarray:
+        """Weights ``(n_latents, d)`` for a known parameter value (e.g. a measured shield thickness);
+        pass them as ``GammaMixture(known_weights=...)`` for the known-shielding model."""
+        names = [JOINT] if self.joint else list(self.nuclides)
+        return np.stack([self.parameter_maps[n].inverse(parameter) for n in names])
 
     def counts_per_decay(self, parameter: jax.Array) -> jax.Array:
         """Detection efficiency ``(S,)`` at the per-nuclide parameter ``(S,)`` (or a scalar)."""

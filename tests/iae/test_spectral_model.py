@@ -68,6 +68,10 @@ def test_joint_model_signatures_calibration_and_round_trip(joint_model, tmp_path
     np.testing.assert_allclose(m.parameter(jnp.array([[0.0, 1.0]])), [30.0], atol=2.0)
     u = jnp.linspace(-0.1, 1.1, 50)
     assert np.all(np.diff(np.asarray(m.parameter(jnp.stack([1 - u, u], -1)[:, None, :])[:, 0])) >= 0)
+    # known shielding: the weights of a thickness map back to it
+    np.testing.assert_allclose(m.parameter(jnp.asarray(m.weights_at(12.0))), [12.0], atol=1e-6)
+    with pytest.raises(ValueError, match="outside the calibrated range"):
+        m.weights_at(45.0)
     # efficiency: counts per decay in the window, decreasing with thickness as the library's
     eta = np.asarray(m.counts_per_decay(jnp.array([0.0, 0.0])))
     lib = toy_library()

@@ -88,7 +88,7 @@ def test_latent_shield_recovery_map_nuts_vi(toy_model, flat_background):
     true_t = float(toy_model.parameter(jnp.array([[1 - u_true, u_true]]))[0])
     assert np.all(np.abs(thickness["mean"].values - true_t) < 3.5 * thickness.sd.values)
     assert set(table.parameter) == {"counts", "thickness_mm", "activity_bq"}
-    for guide in ("meanfield", "laplace"):
+    for guide in ("meanfield", "lowrank", "laplace"):
         approx = variational(mix, y, key=jax.random.key(6), guide=guide, steps=800, progress=False)
         np.testing.assert_allclose(approx.draws("counts").mean(0), result.draws("counts").mean(0), rtol=0.05)
     pf = pathfinder(mix, y, key=jax.random.key(7))
@@ -136,3 +136,13 @@ def test_mixture_validation(flat_background):
         with pytest.raises(ValueError, match="counts must have shape"):
             map_batch(fixed_mixture(flat_background), np.ones((2, 79)))
     assert MAPConfig().optimizer == "newton"
+
+
+def test_known_shielding_uses_fixed_weights(toy_model, flat_background):
+    weights = toy_model.weights_at(10.0)
+    mix = GammaMixture.from_spectral_model(toy_model, flat_background, known_weights=weights)
+    assert not mix.latent
+    y = simulate(mix, np.array([2000.0, 1500.0, 1000.0]), seed=8, weights=weights)
+    point = map_estimate(mix, y, key=jax.random.key(0))
+    np.testing.assert_allclose(point.posterior["thickness_mm"].values.ravel(), [10.0], atol=1e-6)
+    np.testing.assert_allclose(point.draws("counts")[0], [2000.0, 1500.0, 1000.0], rtol=0.1)
