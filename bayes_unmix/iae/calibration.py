@@ -76,6 +76,17 @@ class ParameterMap:
             return jnp.interp(weights[..., 1], jnp.asarray(self.knots_u), jnp.asarray(self.knots_p))
         return weights @ jnp.asarray(self.coefficients)
 
+    def inverse(self, parameter: float) -> np.ndarray:
+        """Weights ``(2,)`` whose parameter is ``parameter`` (monotone maps only): known shielding."""
+        if self.kind != "monotone":
+            raise ValueError("only a monotone (two-anchor) parameter map can be inverted")
+        if not min(self.knots_p) <= parameter <= max(self.knots_p):
+            raise ValueError(
+                f"parameter {parameter} outside the calibrated range [{min(self.knots_p)}, {max(self.knots_p)}]"
+            )
+        u = float(np.interp(parameter, self.knots_p, self.knots_u))
+        return np.array([1.0 - u, u])
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

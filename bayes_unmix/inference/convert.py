@@ -125,14 +125,8 @@ def to_datatree(
 
 def _templates(mix: GammaMixture, replayed: dict) -> np.ndarray:
     """Posterior-mean unit-sum templates (component, channel), background first."""
-    if mix.spectral_model is None:
-        signatures = np.asarray(mix.signatures)
-    else:
-        weights = _mean_weights(mix, replayed)
-        signatures = np.asarray(mix.spectral_model.signatures(jnp.asarray(weights)))
-    if mix.background is None:
-        return signatures
-    return np.concatenate([np.asarray(mix.background)[None], signatures])
+    weights = None if mix.spectral_model is None else jnp.asarray(_mean_weights(mix, replayed))
+    return np.asarray(mix.templates(mix.signatures_for(weights)))
 
 
 def _mean_weights(mix: GammaMixture, replayed: dict) -> np.ndarray:

@@ -48,14 +48,6 @@ class MAPConfig:
     optimizer: Literal["newton", "lbfgs"] = "newton"
 
 
-def _templates(mix: GammaMixture, weights: jax.Array | None) -> jax.Array:
-    """Unit-sum templates (component, channel), background first, for given latent weights."""
-    signatures = jnp.asarray(mix.signatures) if weights is None else mix.spectral_model.signatures(weights)
-    if mix.background is None:
-        return signatures
-    return jnp.concatenate([jnp.asarray(mix.background)[None], signatures])
-
-
 def _em_counts(templates: jax.Array, counts: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
     """Poisson maximum-likelihood counts for fixed unit-sum templates (multiplicative EM updates,
     as SEMSUN's NNPU step); returns the counts and the Poisson log-likelihood (up to a constant)."""
@@ -74,10 +66,10 @@ def _em_counts(templates: jax.Array, counts: jax.Array, iterations: int) -> tupl
 def _initial_point(mix: GammaMixture, counts: jax.Array, config: MAPConfig, grid: jax.Array | None):
     """Constrained starting point: the best latent value on a grid, with EM counts for it."""
     if grid is None:
-        a, _ = _em_counts(_templates(mix, mix.known_weights), counts, config.em_iterations)
+        a, _ = _em_counts(mix.templates(mix.signatures_for(mix.known_weights)), counts, config.em_iterations)
         point = {}
     else:
-        templates = jax.vmap(lambda w: _templates(mix, w))(grid)
+        templates = jax.vmap(lambda w: mix.templates(mix.signatures_for(w)))(grid)
         a_all, loglik = jax.vmap(lambda t: _em_counts(t, counts, config.em_iterations))(templates)
         best = jnp.argmax(loglik)
         a, point = a_all[best], _latent_point(mix, grid[best])

@@ -117,6 +117,16 @@ class GammaMixture:
             return ()
         return ("joint",) if self.spectral_model.joint else self.nuclides
 
+    def templates(self, signatures: jax.Array) -> jax.Array:
+        """Unit-sum templates (component, channel): the background (if any) above ``signatures``."""
+        if self.background is None:
+            return signatures
+        return jnp.concatenate([jnp.asarray(self.background)[None], signatures])
+
+    def signatures_for(self, weights: jax.Array | None) -> jax.Array:
+        """Nuclide signatures ``(S, n)``: fixed ones, or the spectral model's at ``weights``."""
+        return jnp.asarray(self.signatures) if self.spectral_model is None else self.spectral_model.signatures(weights)
+
     def activities_defined(self) -> bool:
         return bool(self.live_time_s and self.spectral_model is not None and self.spectral_model.efficiencies)
 
@@ -158,9 +168,7 @@ def make_model(mix: GammaMixture) -> Callable[[jax.Array], None]:
             parts.append(numpyro.sample("count_background", _count_prior(mix, total, 1, "uniform")))
         parts.append(numpyro.sample("count_nuclides", _count_prior(mix, total, len(mix.nuclides), mix.count_prior)))
         counts_per_component = numpyro.deterministic("counts", jnp.concatenate(parts))
-        templates = (
-            signatures if mix.background is None else jnp.concatenate([jnp.asarray(mix.background)[None], signatures])
-        )
+        templates = mix.templates(signatures)
         rate = numpyro.deterministic("rate", jnp.maximum(counts_per_component @ templates, 1e-30))
         if mix.activities_defined():
             eta = mix.spectral_model.counts_per_decay(jnp.broadcast_to(parameter, (len(mix.nuclides),)))
