@@ -13,6 +13,7 @@ preprocessed channel grid; it is a pure ``jax.numpy`` function (jit/grad/vmap-sa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,16 @@ class SpectralModel:
         parameter = jnp.broadcast_to(jnp.asarray(parameter), (len(self.nuclides),))
         return jnp.stack([self.efficiencies[n](p) for n, p in zip(self.nuclides, parameter)])
 
-    @property
+    # Computed once, eagerly (also when first asked inside a jit trace), so the hot path of a
+    # log-density never re-encodes the anchors.
+    @functools.cached_property
     def _anchor_codes(self) -> dict[str, jax.Array]:
-        return {name: iae.anchor_codes() for name, iae in self.iaes.items()}
+        with jax.ensure_compile_time_eval():
+            return {name: iae.anchor_codes() for name, iae in self.iaes.items()}
 
-    @property
-    def _support(self) -> jax.Array:
-        return jnp.stack([jnp.asarray(self.preprocessing.support(n), dtype=jnp.float64) for n in self.nuclides])
+    @functools.cached_property
+    def _support(self) -> np.ndarray:
+        return np.stack([self.preprocessing.support(n) for n in self.nuclides]).astype(np.float64)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to one file (see :mod:`bayes_unmix.iae.serialize`)."""
