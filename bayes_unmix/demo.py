@@ -124,7 +124,7 @@ def run_unmixing_demo(out_dir: Path, *, seed: int = 0, progress: bool = True, qu
     raw, rates = simulate_measurement(seed)
     spectrum_path = out_dir / "demo_spectrum.txt"
     spectrum_path.write_text("\n".join(f"{int(c)}" for c in raw))
-    config = NUTSConfig(num_warmup=150, num_samples=200) if quick else NUTSConfig()
+    config = NUTSConfig(num_warmup=150, num_samples=200) if quick else NUTSConfig(num_samples=500, num_chains=4)
     start = time.perf_counter()
     result, written = fit_spectrum(
         spectrum_path,
