@@ -19,7 +19,7 @@ parameter (latent), ``activity_bq`` (nuclide), ``signatures`` (nuclide, channel)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal
 
 import jax
@@ -92,12 +92,8 @@ class GammaMixture:
             raise ValueError("the live time must be positive")
 
     @classmethod
-    def from_spectral_model(
-        cls, model: SpectralModel, background: np.ndarray | None = None, *, nuclides: Sequence[str] | None = None, **kw
-    ) -> GammaMixture:
-        """A mixture of ``model``'s nuclides (all, or the subset ``nuclides`` of an individual model)."""
-        if nuclides is not None and tuple(nuclides) != model.nuclides:
-            raise ValueError(f"this spectral model unmixes exactly {list(model.nuclides)}")
+    def from_spectral_model(cls, model: SpectralModel, background: np.ndarray | None = None, **kw) -> GammaMixture:
+        """A mixture of all of ``model``'s nuclides (and the background); ``kw`` sets the other options."""
         return cls(
             nuclides=model.nuclides, n_channels=model.n_channels, background=background, spectral_model=model, **kw
         )
