@@ -118,7 +118,7 @@ def run_unmixing_demo(out_dir: Path, *, seed: int = 0, progress: bool = True, qu
     import pandas as pd
 
     from bayes_unmix.inference.mcmc import NUTSConfig
-    from bayes_unmix.workflow import fit_spectrum
+    from bayes_unmix.workflow import fit_spectrum, load_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     raw, rates = simulate_measurement(seed)
@@ -126,9 +126,10 @@ def run_unmixing_demo(out_dir: Path, *, seed: int = 0, progress: bool = True, qu
     spectrum_path.write_text("\n".join(f"{int(c)}" for c in raw))
     config = NUTSConfig(num_warmup=150, num_samples=200) if quick else NUTSConfig(num_samples=500, num_chains=4)
     start = time.perf_counter()
+    model = load_model("nai3_steel_joint")
     result, written = fit_spectrum(
         spectrum_path,
-        "nai3_steel_joint",
+        model,
         out_dir,
         live_time_s=DEMO_LIVE_TIME_S,
         method="nuts",
@@ -142,9 +143,7 @@ def run_unmixing_demo(out_dir: Path, *, seed: int = 0, progress: bool = True, qu
     plt.close(fig)
     written.append(out_dir / "pair.png")
 
-    from bayes_unmix.workflow import load_model
-
-    window = load_model("nai3_steel_joint").preprocessing.window
+    window = model.preprocessing.window
     truth = {("counts", n): float(window(r).sum()) for n, r in rates.items()}
     truth |= {("thickness_mm", n): DEMO_THICKNESS_MM for n in DEMO_ACTIVITIES_BQ}
     truth |= {("activity_bq", n): a for n, a in DEMO_ACTIVITIES_BQ.items()}

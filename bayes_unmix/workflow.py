@@ -26,10 +26,12 @@ class FitInputError(ValueError):
     """Input that cannot be fitted (bad counts, wrong channels, corrupt model...): one-line message."""
 
 
-def load_model(model: str | Path) -> SpectralModel:
-    """A spectral model from a file path, or a pretrained model by name."""
+def load_model(model: str | Path | SpectralModel) -> SpectralModel:
+    """A spectral model from a file path, or a pretrained model by name (a model passes through)."""
     from bayes_unmix.pretrained import available, load_pretrained
 
+    if isinstance(model, SpectralModel):
+        return model
     try:
         if Path(model).is_file():
             return SpectralModel.load(model)
@@ -62,7 +64,7 @@ def default_background(preprocessing: Preprocessing) -> np.ndarray:
 
 def fit_spectrum(
     spectrum: str | Path,
-    model: str | Path,
+    model: str | Path | SpectralModel,
     out_dir: str | Path,
     *,
     background: str | Path | None = None,
@@ -105,7 +107,9 @@ def fit_spectrum(
         raise FitInputError(f"unknown method {method!r}")
     context = {
         "spectrum": str(spectrum),
-        "model": str(model),
+        "model": str(model)
+        if isinstance(model, (str, Path))
+        else f"{spectral_model.training.get('command', 'in-memory')} ({', '.join(spectral_model.nuclides)})",
         "background": str(background or "simulated natural"),
         "live time (s)": str(live or "unknown"),
         "seed": str(seed),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,9 @@ class SpectralModel:
         """
         weights = jnp.asarray(weights)
         if self.joint:
-            raw = self.iaes[JOINT].decode(weights[0] @ self._anchor_codes[JOINT])
+            raw = self._decoders[JOINT](weights[0])
         else:
-            raw = jnp.stack([self.iaes[n].decode(w @ self._anchor_codes[n])[0] for n, w in zip(self.nuclides, weights)])
+            raw = jnp.stack([self._decoders[n](w)[0] for n, w in zip(self.nuclides, weights)])
         raw = jnp.maximum(raw, 0.0) * self._support
         return raw / jnp.sum(raw, axis=-1, keepdims=True)
 
@@ -115,9 +116,9 @@ class SpectralModel:
     # Computed once, eagerly (also when first asked inside a jit trace), so the hot path of a
     # log-density never re-encodes the anchors.
     @functools.cached_property
-    def _anchor_codes(self) -> dict[str, jax.Array]:
+    def _decoders(self) -> dict[str, Callable[[jax.Array], jax.Array]]:
         with jax.ensure_compile_time_eval():
-            return {name: iae.anchor_codes() for name, iae in self.iaes.items()}
+            return {name: iae.decoder() for name, iae in self.iaes.items()}
 
     @functools.cached_property
     def _support(self) -> np.ndarray:
