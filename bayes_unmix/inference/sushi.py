@@ -298,8 +298,10 @@ def build_sushi(components: Sequence[SpectralComponent], shape: tuple[int, int],
         cost = _cost(model, data, config.cost == "chi2")
         n = state.iteration + 1
         history = state.cost_history.at[state.iteration].set(cost)
-        ratio = _stop_ratio(history, n, config.stop_window, config.legacy_stop)
-        ratio = jnp.where(n >= 3 * config.stop_window + 2, ratio, jnp.nan)
+        ratio = jnp.asarray(jnp.nan)
+        if config.max_iter >= 3 * config.stop_window + 2:  # else the rule can never be checked
+            ratio = _stop_ratio(history, n, config.stop_window, config.legacy_stop)
+            ratio = jnp.where(n >= 3 * config.stop_window + 2, ratio, jnp.nan)
         new_state = SushiState(tuple(theta), amps, tuple(spectra), history, n, ratio < config.stop)
         return new_state, SushiInfo(cost, ratio)
 
