@@ -65,11 +65,13 @@ def _em_counts(templates: jax.Array, counts: jax.Array, iterations: int) -> tupl
 
 def _initial_point(mix: GammaMixture, counts: jax.Array, config: MAPConfig, grid: jax.Array | None):
     """Constrained starting point: the best latent value on a grid, with EM counts for it."""
+    free = mix.free_components
     if grid is None:
-        a, _ = _em_counts(mix.templates(mix.signatures_for(mix.known_weights)), counts, config.em_iterations)
+        templates = mix.templates(mix.signatures_for(mix.known_weights))[free]
+        a, _ = _em_counts(templates, counts, config.em_iterations)
         point = {}
     else:
-        templates = jax.vmap(lambda w: mix.templates(mix.signatures_for(w)))(grid)
+        templates = jax.vmap(lambda w: mix.templates(mix.signatures_for(w))[free])(grid)
         a_all, loglik = jax.vmap(lambda t: _em_counts(t, counts, config.em_iterations))(templates)
         best = jnp.argmax(loglik)
         a, point = a_all[best], _latent_point(mix, grid[best])

@@ -66,6 +66,9 @@ class GammaMixture:
         weights get a flat Dirichlet prior.
     live_time_s:
         Live time; with spectral-model efficiencies, activities are reported in Bq.
+    absent:
+        Nuclides held at zero counts (the null hypotheses of identification tests). Their rows stay in
+        every output (``counts`` is zero for them), so fits with and without them share one schema.
     """
 
     nuclides: tuple[str, ...]
@@ -78,6 +81,7 @@ class GammaMixture:
     count_max: float = 1.5
     weight_box: tuple[float, float] = (0.0, 1.0)
     live_time_s: float | None = None
+    absent: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.spectral_model is None) == (self.signatures is None):
@@ -90,6 +94,8 @@ class GammaMixture:
             raise ValueError(f"unknown count prior {self.count_prior!r}")
         if self.live_time_s is not None and not self.live_time_s > 0:
             raise ValueError("the live time must be positive")
+        if not set(self.absent) <= set(self.nuclides):
+            raise ValueError(f"absent nuclides {sorted(set(self.absent) - set(self.nuclides))} are not in the mixture")
 
     @classmethod
     def from_spectral_model(cls, model: SpectralModel, background: np.ndarray | None = None, **kw) -> GammaMixture:
@@ -101,6 +107,17 @@ class GammaMixture:
     @property
     def components(self) -> tuple[str, ...]:
         return ((BACKGROUND,) if self.background is not None else ()) + self.nuclides
+
+    @property
+    def present(self) -> np.ndarray:
+        """Indices of the nuclides whose counts are free (not held at zero by ``absent``)."""
+        return np.array([i for i, n in enumerate(self.nuclides) if n not in self.absent], dtype=int)
+
+    @property
+    def free_components(self) -> np.ndarray:
+        """Indices (in :attr:`components`) of the components whose counts are free."""
+        offset = 1 if self.background is not None else 0
+        return np.concatenate([np.arange(offset), offset + self.present]).astype(int)
 
     @property
     def latent(self) -> bool:
@@ -162,7 +179,8 @@ def make_model(mix: GammaMixture) -> Callable[[jax.Array], None]:
         parts = []
         if mix.background is not None:
             parts.append(numpyro.sample("count_background", _count_prior(mix, total, 1, "uniform")))
-        parts.append(numpyro.sample("count_nuclides", _count_prior(mix, total, len(mix.nuclides), mix.count_prior)))
+        free = numpyro.sample("count_nuclides", _count_prior(mix, total, len(mix.present), mix.count_prior))
+        parts.append(jnp.zeros(len(mix.nuclides), free.dtype).at[mix.present].set(free))
         counts_per_component = numpyro.deterministic("counts", jnp.concatenate(parts))
         templates = mix.templates(signatures)
         rate = numpyro.deterministic("rate", jnp.maximum(counts_per_component @ templates, 1e-30))
