@@ -197,6 +197,40 @@ def fit(
     typer.echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
+@app.command()
+def identify(
+    spectrum: Annotated[Path, typer.Argument(help="Raw measured spectrum (.spe, .csv, or one count per line).")],
+    model: Annotated[str, typer.Option(help="Spectral model file (the candidates), or a pretrained model name.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    background: Annotated[
+        Path | None, typer.Option(help="Raw background spectrum (default: the simulated natural background).")
+    ] = None,
+    live_time: Annotated[float | None, typer.Option("--live-time", help="Live time in s (limits in Bq).")] = None,
+    alpha: Annotated[
+        float, typer.Option(min=1e-6, max=0.5, help="False-positive probability per absent nuclide.")
+    ] = 0.01,
+    beta: Annotated[float, typer.Option(min=1e-6, max=0.5, help="Miss probability at the detection limit.")] = 0.05,
+    familywise: Annotated[
+        bool, typer.Option("--familywise", help="alpha per spectrum (Bonferroni over the candidates).")
+    ] = False,
+) -> None:
+    """Which of the model's nuclides are present? Likelihood-ratio decisions at false-positive rate ALPHA,
+    posterior inclusion probabilities, estimates and ISO 11929 limits; writes identification.csv and
+    identification.png in OUT."""
+    from bayes_unmix.inference.identify import IdentificationConfig
+    from bayes_unmix.workflow import FitInputError, identify_spectrum
+
+    try:
+        config = IdentificationConfig(alpha=alpha, beta=beta, familywise=familywise)
+        result, written = identify_spectrum(
+            spectrum, model, out, background=background, live_time_s=live_time, config=config
+        )
+    except (FitInputError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(result.table().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+
+
 def _fail(exc: BaseException) -> None:
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
     typer.echo(f"error: {message}", err=True)

@@ -15,11 +15,20 @@ from bayes_unmix.data.io import SpectrumFormatError, read_spectrum
 from bayes_unmix.data.preprocess import ChannelMismatchError, Preprocessing
 from bayes_unmix.iae.serialize import ModelFileError
 from bayes_unmix.iae.spectral_model import SpectralModel
+from bayes_unmix.inference.identify import Identification, IdentificationConfig
 from bayes_unmix.inference.mcmc import NUTSConfig
 from bayes_unmix.inference.result import UnmixingResult
 from bayes_unmix.models.gamma import GammaMixture
 
-__all__ = ["FitInputError", "default_background", "fit_spectrum", "load_model", "prepare_counts"]
+__all__ = [
+    "FitInputError",
+    "default_background",
+    "fit_spectrum",
+    "identify_spectrum",
+    "load_model",
+    "measurement_mixture",
+    "prepare_counts",
+]
 
 
 class FitInputError(ValueError):
@@ -62,6 +71,47 @@ def default_background(preprocessing: Preprocessing) -> np.ndarray:
     return preprocessing.background(simulate_background(energies))
 
 
+def measurement_mixture(
+    spectrum: str | Path,
+    model: str | Path | SpectralModel,
+    background: str | Path | None = None,
+    use_background: bool = True,
+    live_time_s: float | None = None,
+) -> tuple[GammaMixture, np.ndarray]:
+    """Validated counts of a raw spectrum on the model's window, and the mixture that explains them."""
+    spectral_model = load_model(model)
+    pre = spectral_model.preprocessing
+    counts, file_live_time = prepare_counts(spectrum, pre)
+    bkg = None
+    if use_background:
+        try:
+            bkg = pre.background(read_spectrum(background).counts) if background else default_background(pre)
+        except (FileNotFoundError, SpectrumFormatError, ChannelMismatchError, ValueError) as exc:
+            raise FitInputError(f"background: {exc}") from None
+    live = live_time_s or file_live_time
+    if live is not None and not live > 0:
+        raise FitInputError("the live time must be positive")
+    return GammaMixture.from_spectral_model(spectral_model, bkg, live_time_s=live), counts
+
+
+def identify_spectrum(
+    spectrum: str | Path,
+    model: str | Path | SpectralModel,
+    out_dir: str | Path,
+    *,
+    background: str | Path | None = None,
+    live_time_s: float | None = None,
+    config: IdentificationConfig | None = None,
+) -> tuple[Identification, list[Path]]:
+    """Identify the nuclides of a raw spectrum; write ``identification.csv`` and ``identification.png``."""
+    from bayes_unmix.inference.identify import identify
+    from bayes_unmix.report.outputs import write_identification
+
+    mix, counts = measurement_mixture(spectrum, model, background, True, live_time_s)
+    result = identify(mix, counts, config=config or IdentificationConfig())
+    return result, write_identification(result, Path(out_dir))
+
+
 def fit_spectrum(
     spectrum: str | Path,
     model: str | Path | SpectralModel,
@@ -82,19 +132,8 @@ def fit_spectrum(
     from bayes_unmix.inference.vi import variational
     from bayes_unmix.report.outputs import write_fit_outputs
 
-    spectral_model = load_model(model)
-    pre = spectral_model.preprocessing
-    counts, file_live_time = prepare_counts(spectrum, pre)
-    bkg = None
-    if use_background:
-        try:
-            bkg = pre.background(read_spectrum(background).counts) if background else default_background(pre)
-        except (FileNotFoundError, SpectrumFormatError, ChannelMismatchError, ValueError) as exc:
-            raise FitInputError(f"background: {exc}") from None
-    live = live_time_s or file_live_time
-    if live is not None and not live > 0:
-        raise FitInputError("the live time must be positive")
-    mix = GammaMixture.from_spectral_model(spectral_model, bkg, live_time_s=live)
+    mix, counts = measurement_mixture(spectrum, model, background, use_background, live_time_s)
+    spectral_model, pre, live = mix.spectral_model, mix.spectral_model.preprocessing, mix.live_time_s
     key = jax.random.key(seed)
     energies = pre.energies_kev
     if method == "map":

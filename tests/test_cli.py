@@ -57,6 +57,24 @@ def test_fit_end_to_end(measurement, tmp_path, method):
     assert UnmixingResult.load(out / "posterior.nc").method.startswith("map" if method == "map" else "nuts")
 
 
+def test_identify_end_to_end(measurement, tmp_path):
+    """The demo scene holds Co60, Ba133 and Cs137 but no Co57."""
+    path, _ = measurement
+    out = tmp_path / "id"
+    args = ["identify", str(path), "--model", "nai3_steel_joint", "--live-time", "600", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "identification.csv")
+    assert list(table.columns[:5]) == ["nuclide", "probability_present", "decision", "estimate", "upper_limit"]
+    decisions = dict(zip(table.nuclide, table.decision))
+    assert decisions == {"Co60": "present", "Ba133": "present", "Co57": "absent", "Cs137": "present"}
+    co57 = table[table.nuclide == "Co57"].iloc[0]
+    assert co57.unit == "Bq" and co57.upper_limit > 0 and co57.detection_limit > co57.decision_threshold > 0
+    assert (out / "identification.png").stat().st_size > 0
+    bad = runner.invoke(app, [*args[:-2], "--out", str(tmp_path / "bad"), "--alpha", "0.9"])
+    assert bad.exit_code == 2 and not (tmp_path / "bad").exists()
+
+
 def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["markdown_table", "write_fit_outputs"]
+__all__ = ["markdown_table", "write_fit_outputs", "write_identification"]
 
 
 def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
@@ -72,3 +72,24 @@ def _report(result, summary: pd.DataFrame, ci_prob: float, context: dict[str, st
         lines += ["## Note", "", "MAP is a point estimate: no uncertainty is reported; use `--method nuts`.", ""]
     lines += ["![fit](fit.png)", ""]
     return "\n".join(lines)
+
+
+def write_identification(result, out_dir: Path, spectrum: int = 0) -> list[Path]:
+    """Write ``identification.csv`` and ``identification.png`` of one spectrum's identification (all or nothing)."""
+    from bayes_unmix.report.plots import plot_identification
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    table = result.table(spectrum)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as tmp:
+        tmp = Path(tmp)
+        table.to_csv(tmp / "identification.csv", index=False, float_format="%.6g")
+        fig = plot_identification(table, critical_deviance=result.critical_deviance)
+        fig.savefig(tmp / "identification.png", dpi=120)
+        plt.close(fig)
+        out_dir.mkdir(exist_ok=True)
+        written = []
+        for name in ("identification.csv", "identification.png"):
+            shutil.move(tmp / name, out_dir / name)
+            written.append(out_dir / name)
+    return written

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_fit", "plot_pair", "plot_reconstructions"]
+__all__ = ["plot_fit", "plot_identification", "plot_pair", "plot_reconstructions"]
 
 
 def plot_reconstructions(
@@ -105,5 +105,29 @@ def plot_pair(tree, *, max_draws: int = 1000) -> Figure:
                 ax.set_xlabel(name_j, fontsize=7)
             if j == 0 and i > 0:
                 ax.set_ylabel(name_i, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_identification(table, *, critical_deviance: float | None = None) -> Figure:
+    """Identification at a glance: probability that each nuclide is present (left) and its estimate
+    with the ISO 11929 decision threshold, detection limit and upper limit (right, log scale)."""
+    fig, (ax_p, ax_l) = plt.subplots(1, 2, figsize=(10, 0.6 * len(table) + 1.8), sharey=True)
+    y = np.arange(len(table))
+    present = (table["decision"] == "present").to_numpy()
+    colors = np.where(present, "tab:green", "tab:gray")
+    ax_p.barh(y, table["probability_present"], color=colors)
+    ax_p.set(xlim=(0, 1), xlabel="posterior probability present", yticks=y, yticklabels=table["nuclide"])
+    ax_p.axvline(0.5, color="k", lw=0.5, ls=":")
+    title = "green: present" + (f" (deviance > {critical_deviance:.2f})" if critical_deviance else "")
+    ax_p.set_title(title, fontsize=9)
+    unit = table["unit"].iloc[0] if "unit" in table else ""
+    floor = max(float(np.nanmin(table["decision_threshold"])) / 10, 1e-12)
+    ax_l.scatter(np.maximum(table["estimate"], floor), y, marker="o", color=colors, label="estimate", zorder=3)
+    ax_l.scatter(table["upper_limit"], y, marker="|", s=200, color="k", label="upper limit")
+    ax_l.scatter(table["decision_threshold"], y, marker="<", color="tab:orange", label="decision threshold")
+    ax_l.scatter(table["detection_limit"], y, marker=">", color="tab:red", label="detection limit")
+    ax_l.set(xscale="log", xlabel=unit)
+    ax_l.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
