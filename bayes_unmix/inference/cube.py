@@ -1,0 +1,389 @@
+"""Inference for X-ray cube models: whole-cube MAP (optax), variational, NUTS, and the pixel-by-pixel baseline.
+
+All functions take counts ``(E, H, W)`` (and an optional background cube of expected counts of the
+same shape) and a :class:`~bayes_unmix.models.cube.CubeModel`; the Bayesian ones return an ArviZ
+DataTree built by :mod:`bayes_unmix.inference.cube_convert`.
+
+* :func:`cube_map` / :func:`cube_map_point`: the mode of the joint posterior (amplitudes, latent maps and
+  their spatial prior), in the model's own space (no Jacobian, as :mod:`bayes_unmix.inference.map`),
+  by optax L-BFGS (or Adam) on all ``P (C + sum n_latent)`` unknowns at once. This is the Bayesian
+  counterpart of the SUSHI point, and it can start from SUSHI's result (:func:`point_from_maps`).
+* :func:`cube_vi`: SVI with a mean-field (``AutoNormal``) or low-rank (``AutoLowRankMultivariateNormal``)
+  Gaussian guide in unconstrained space, started at a MAP point: scales to the full cube.
+* :func:`cube_nuts`: NumPyro NUTS on the joint model, for small cubes (or a GPU).
+* :func:`pixel_fit` (in :mod:`bayes_unmix.inference.cube_pixel`): independent pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import xarray as xr
+from jax.flatten_util import ravel_pytree
+from numpyro.distributions import biject_to, constraints
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
+from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
+from numpyro.infer.initialization import init_to_value
+from numpyro.infer.util import log_density
+from numpyro.optim import optax_to_numpyro
+from tqdm.auto import tqdm
+
+from bayes_unmix.inference.checks import convergence_report
+from bayes_unmix.inference.cube_convert import to_cube_datatree
+from bayes_unmix.models.cube import CubeInputError, CubeModel, make_cube_model, poisson_cost
+
+__all__ = [
+    "CubeMAPConfig",
+    "MAPTrace",
+    "cube_map",
+    "cube_map_point",
+    "cube_nuts",
+    "cube_vi",
+    "neutral_point",
+    "point_from_maps",
+    "sample_sites",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class CubeMAPConfig:
+    """Settings of the whole-cube MAP.
+
+    ``optimizer``: optax L-BFGS (zoom line search; default) or Adam (``learning_rate``).
+    ``max_iter``: iteration cap; ``chunk``: iterations per compiled call (one host sync, one progress
+    update and one history entry each); ``tol``: stop when the negative log posterior changes by less
+    than ``tol`` (relative) over a chunk.
+    """
+
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    max_iter: int = 2000
+    chunk: int = 10
+    tol: float = 1e-9
+    learning_rate: float = 0.02
+    memory_size: int = 10
+    linesearch: Literal["zoom", "backtracking"] = "backtracking"
+
+
+class MAPTrace(NamedTuple):
+    """A MAP point and how it was reached.
+
+    ``point``: ``{site: (P, ...)}`` in the model's space; ``loss``: negative log posterior and
+    ``cost``: SUSHI's Poisson cost (:func:`~bayes_unmix.models.cube.poisson_cost`) after each chunk,
+    ``seconds``: wall time at each (first entry: the start, after compilation); ``iterations``,
+    ``converged``, ``wall_time_s`` (compilation included).
+    """
+
+    point: dict[str, np.ndarray]
+    loss: np.ndarray
+    cost: np.ndarray
+    seconds: np.ndarray
+    iterations: int
+    converged: bool
+    wall_time_s: float
+
+
+def sample_sites(model: CubeModel) -> tuple[str, ...]:
+    """Names of the sample sites of :func:`~bayes_unmix.models.cube.make_cube_model`."""
+    return ("amplitude",) + tuple(f"theta_{n}" for n in model.names)
+
+
+def _supports(model: CubeModel) -> dict[str, constraints.Constraint]:
+    out = {"amplitude": constraints.positive}
+    for c in model.components:
+        low, high = (jnp.asarray(b, dtype=jnp.float64) for b in c.theta_bounds)
+        out[f"theta_{c.name}"] = constraints.interval(low, high)
+    return out
+
+
+def neutral_point(model: CubeModel, counts) -> dict[str, np.ndarray]:
+    """SUSHI's starting point: ``a_c = sum_e X / C`` and every latent at ``initial_theta()``."""
+    x = model.check_counts(counts)
+    total = x.sum(0).reshape(-1)
+    point = {"amplitude": np.repeat(total[:, None] / len(model.components), len(model.components), 1)}
+    point.update({f"theta_{n}": np.asarray(t) for n, t in model.initial_theta().items()})
+    return point
+
+
+def point_from_maps(model: CubeModel, amplitudes, theta) -> dict[str, np.ndarray]:
+    """Sites ``{site: (P, ...)}`` from maps: ``amplitudes`` ``(C, H, W)`` and one ``(n_latent, H, W)`` theta
+    map per component (e.g. ``SushiResult.amplitudes`` and ``SushiResult.theta``)."""
+    amplitudes = np.asarray(amplitudes, dtype=np.float64)
+    if amplitudes.shape != (len(model.components), model.height, model.width):
+        raise CubeInputError(f"amplitude maps must be {(len(model.components), model.height, model.width)}")
+    point = {"amplitude": amplitudes.reshape(len(model.components), -1).T}
+    for c, t in zip(model.components, theta, strict=True):
+        t = np.asarray(t, dtype=np.float64)
+        if t.shape != (c.n_latent, model.height, model.width):
+            raise CubeInputError(f"theta maps of {c.name} must be {(c.n_latent, model.height, model.width)}")
+        point[f"theta_{c.name}"] = t.reshape(c.n_latent, -1).T
+    return point
+
+
+def _inside(model: CubeModel, point: dict, total: np.ndarray) -> dict[str, jax.Array]:
+    """Move a point strictly inside the supports (zero amplitudes and latents on the bounds have no
+    unconstrained image)."""
+    floor = 1e-4 * np.maximum(total, 1.0)[:, None] / len(model.components)
+    out = {"amplitude": jnp.asarray(np.maximum(np.asarray(point["amplitude"], np.float64), floor))}
+    for c in model.components:
+        low, high = (np.asarray(b, dtype=np.float64) for b in c.theta_bounds)
+        margin = 1e-6 * (high - low)
+        out[f"theta_{c.name}"] = jnp.asarray(np.clip(point[f"theta_{c.name}"], low + margin, high - margin))
+    return out
+
+
+def _data(model: CubeModel, counts, background) -> tuple[jax.Array, jax.Array | None, np.ndarray]:
+    x = model.to_pixels(counts)
+    bkg = None if background is None else model.to_pixels(model.check_counts(background, name="background"))
+    return x, bkg, np.asarray(x.sum(-1))
+
+
+def cube_map_point(
+    model: CubeModel,
+    counts,
+    *,
+    background=None,
+    init: dict | None = None,
+    config: CubeMAPConfig = CubeMAPConfig(),
+    progress: bool = True,
+) -> MAPTrace:
+    """MAP of the joint cube model by optax, on device in compiled chunks.
+
+    Parameters
+    ----------
+    model : CubeModel
+    counts : array, shape (E, H, W)
+    background : array, shape (E, H, W), optional
+        Known expected background counts.
+    init : dict, optional
+        Starting sites ``{site: (P, ...)}`` (:func:`point_from_maps`, a previous trace's ``point``);
+        default :func:`neutral_point`.
+    config : CubeMAPConfig
+    progress : bool
+        tqdm bar over iterations.
+
+    Returns
+    -------
+    MAPTrace
+    """
+    x, bkg, total = _data(model, counts, background)
+    start = _inside(model, init if init is not None else neutral_point(model, counts), total)
+    program = make_cube_model(model)
+    bijections = {k: biject_to(s) for k, s in _supports(model).items()}
+    flat0, unravel = ravel_pytree({k: bijections[k].inv(v) for k, v in start.items()})
+
+    def constrain(flat):
+        return {k: bijections[k](v) for k, v in unravel(flat).items()}
+
+    def objective(flat, x, bkg):
+        return -log_density(program, (x, bkg), {}, constrain(flat))[0]
+
+    if config.optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'lbfgs' or 'adam'")
+    lbfgs = config.optimizer == "lbfgs"
+    optimizer = (
+        optax.lbfgs(memory_size=config.memory_size, linesearch=_linesearch(config.linesearch))
+        if lbfgs
+        else optax.with_extra_args_support(optax.adam(config.learning_rate))
+    )
+    chunk = jax.jit(_chunk_runner(objective, optimizer, config.chunk, lbfgs))
+    report = jax.jit(lambda f, x, bkg: (objective(f, x, bkg), _cost(model, constrain(f), x, bkg)))
+
+    t0 = time.perf_counter()
+    # explicit dtypes: weak-typed scalars of a fresh optimizer state would trigger a second compilation
+    state = jax.tree.map(lambda a: jnp.array(a, dtype=jnp.result_type(a)), (flat0, optimizer.init(flat0)))
+    loss, cost = (float(v) for v in report(flat0, x, bkg))
+    history, t_start = [(loss, cost, 0.0)], time.perf_counter()
+    done, converged = 0, False
+    with tqdm(total=config.max_iter, desc="cube MAP", unit="it", disable=not progress) as bar:
+        while done < config.max_iter and not converged:
+            state = chunk(state, x, bkg)
+            new_loss, cost = (float(v) for v in report(state[0], x, bkg))
+            done += config.chunk
+            bar.update(config.chunk)
+            bar.set_postfix(loss=f"{new_loss:.8e}")
+            converged = bool(abs(new_loss - loss) <= config.tol * max(abs(loss), 1.0))
+            loss = new_loss
+            history.append((loss, cost, time.perf_counter() - t_start))
+    point = {k: np.asarray(v) for k, v in constrain(state[0]).items()}
+    loss_h, cost_h, secs = (np.asarray(v) for v in zip(*history))
+    return MAPTrace(point, loss_h, cost_h, secs, done, converged, time.perf_counter() - t0)
+
+
+def _linesearch(kind: str):
+    if kind == "zoom":
+        return optax.scale_by_zoom_linesearch(max_linesearch_steps=20)
+    return optax.scale_by_backtracking_linesearch(max_backtracking_steps=20, store_grad=True)
+
+
+def _chunk_runner(objective, optimizer, length: int, lbfgs: bool):
+    # L-BFGS's line search already evaluated value and gradient at the new point: reuse them
+    value_and_grad = optax.value_and_grad_from_state(objective) if lbfgs else None
+
+    def run(state, x, bkg):
+        fun = lambda f: objective(f, x, bkg)
+
+        def step(carry, _):
+            flat, opt_state = carry
+            if lbfgs:
+                value, grad = value_and_grad(flat, x, bkg, state=opt_state)
+            else:
+                value, grad = jax.value_and_grad(fun)(flat)
+            updates, opt_state = optimizer.update(grad, opt_state, flat, value=value, grad=grad, value_fn=fun)
+            return (optax.apply_updates(flat, updates), opt_state), None
+
+        return jax.lax.scan(step, state, None, length=length)[0]
+
+    return run
+
+
+def _cost(model: CubeModel, point: dict, x: jax.Array, bkg: jax.Array | None) -> jax.Array:
+    theta = {n: point[f"theta_{n}"] for n in model.names}
+    return poisson_cost(model.expected_counts(point["amplitude"], theta, bkg), x)
+
+
+def cube_map(
+    model: CubeModel,
+    counts,
+    *,
+    background=None,
+    init: dict | None = None,
+    config: CubeMAPConfig = CubeMAPConfig(),
+    energies_kev=None,
+    progress: bool = True,
+) -> xr.DataTree:
+    """:func:`cube_map_point` as a point-mass DataTree (one chain, one draw; sd and intervals NaN)."""
+    trace = cube_map_point(model, counts, background=background, init=init, config=config, progress=progress)
+    draws = {k: v[None, None] for k, v in trace.point.items()}
+    attrs = {
+        "iterations": trace.iterations,
+        "converged": int(trace.converged),
+        "wall_time_s": trace.wall_time_s,
+        "neg_log_posterior": float(trace.loss[-1]),
+        "poisson_cost": float(trace.cost[-1]),
+        "optimizer": config.optimizer,
+    }
+    return to_cube_datatree(
+        model, counts, draws, method="map", background=background, energies_kev=energies_kev, attrs=attrs
+    )
+
+
+def _start(model: CubeModel, counts, background, init, progress: bool) -> dict[str, jax.Array]:
+    """A MAP point to start VI/NUTS at (computed unless given)."""
+    if init is None:
+        init = cube_map_point(model, counts, background=background, progress=progress).point
+    return _inside(model, init, np.asarray(model.check_counts(counts).sum(0).reshape(-1)))
+
+
+def cube_vi(
+    model: CubeModel,
+    counts,
+    *,
+    key: jax.Array,
+    guide: Literal["meanfield", "lowrank"] = "meanfield",
+    steps: int = 2000,
+    learning_rate: float = 0.01,
+    num_draws: int = 200,
+    rank: int = 10,
+    init: dict | None = None,
+    background=None,
+    energies_kev=None,
+    progress: bool = True,
+) -> xr.DataTree:
+    """Variational posterior of the whole cube: Gaussian guide in unconstrained space, started at a MAP point.
+
+    ``guide``: ``"meanfield"`` (:class:`~numpyro.infer.autoguide.AutoNormal`) or ``"lowrank"``
+    (:class:`~numpyro.infer.autoguide.AutoLowRankMultivariateNormal` of ``rank``). Adam with cosine
+    decay for ``steps`` steps (one ELBO particle), then ``num_draws`` draws of the guide.
+    """
+    if guide not in ("meanfield", "lowrank"):
+        raise ValueError(f"unknown guide {guide!r}; use 'meanfield' or 'lowrank'")
+    x, bkg, _ = _data(model, counts, background)
+    start = _start(model, counts, background, init, progress)
+    program = make_cube_model(model)
+    init_loc = init_to_value(values=start)
+    if guide == "meanfield":
+        auto = AutoNormal(program, init_loc_fn=init_loc, init_scale=0.01)
+    else:
+        auto = AutoLowRankMultivariateNormal(program, init_loc_fn=init_loc, init_scale=0.01, rank=rank)
+    schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=0.1)
+    svi = SVI(program, auto, optax_to_numpyro(optax.adam(schedule)), Trace_ELBO())
+    k_fit, k_draw = jax.random.split(key)
+    t0 = time.perf_counter()
+    state = svi.run(k_fit, steps, x, bkg, progress_bar=progress)
+    draws = auto.sample_posterior(k_draw, state.params, sample_shape=(num_draws,))
+    draws = {k: np.asarray(v)[None] for k, v in draws.items() if k in sample_sites(model)}
+    losses = np.asarray(state.losses)
+    attrs = {
+        "steps": steps,
+        "guide": guide,
+        "final_elbo": float(-np.mean(losses[-max(1, steps // 20) :])),
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    return to_cube_datatree(
+        model, counts, draws, method=f"vi-{guide}", background=background, energies_kev=energies_kev, attrs=attrs
+    )
+
+
+def cube_nuts(
+    model: CubeModel,
+    counts,
+    *,
+    key: jax.Array,
+    num_warmup: int = 300,
+    num_samples: int = 300,
+    num_chains: int = 2,
+    max_tree_depth: int = 8,
+    target_accept: float = 0.85,
+    init: dict | None = None,
+    background=None,
+    energies_kev=None,
+    progress: bool = True,
+    check: bool = True,
+) -> xr.DataTree:
+    """NumPyro NUTS on the joint cube model (chains vectorised, all started at a MAP point).
+
+    Meant for small cubes (a few hundred pixels on CPU) or a GPU; ``check`` warns
+    (:class:`~bayes_unmix.inference.checks.ConvergenceWarning`) on R-hat, ESS or divergence problems.
+    """
+    x, bkg, _ = _data(model, counts, background)
+    start = _start(model, counts, background, init, progress)
+    kernel = NUTS(
+        make_cube_model(model),
+        init_strategy=init_to_value(values=start),
+        target_accept_prob=target_accept,
+        max_tree_depth=max_tree_depth,
+    )
+    mcmc = MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method="vectorized",
+        progress_bar=progress,
+    )
+    t0 = time.perf_counter()
+    mcmc.run(key, x, bkg, extra_fields=("diverging", "num_steps"))
+    samples = mcmc.get_samples(group_by_chain=True)
+    draws = {k: np.asarray(v) for k, v in samples.items() if k in sample_sites(model)}
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    stats = {"diverging": np.asarray(extra["diverging"]), "n_steps": np.asarray(extra["num_steps"])}
+    attrs = {"num_warmup": num_warmup, "num_samples": num_samples, "wall_time_s": time.perf_counter() - t0}
+    tree = to_cube_datatree(
+        model,
+        counts,
+        draws,
+        method="nuts",
+        background=background,
+        energies_kev=energies_kev,
+        sample_stats=stats,
+        attrs=attrs,
+    )
+    if check:
+        convergence_report(tree, ess_min=100.0)
+    return tree

@@ -1,0 +1,209 @@
+"""The one place where cube inference output becomes an ArviZ DataTree (maps with named dims).
+
+Every cube method (MAP, VI, NUTS, pixel-by-pixel) hands over draws of the sample sites shaped
+``(chain, draw, P, ...)`` in the model's space; this module returns one schema:
+
+* ``posterior``: ``amplitude`` (component, y, x) in expected counts per pixel, ``theta_<name>``
+  (latent_<name>, y, x), and one map per physical parameter, ``<name>_<parameter>`` (y, x), e.g.
+  ``thermal_kT_keV``, ``thermal_z``, ``synchrotron_photon_index``;
+* ``maps``: the same variables summarised over draws along a ``stat`` dim: ``mean``, ``sd`` and the
+  equal-tailed quantiles of ``ci_prob`` (``q05``, ``q95`` for 90 %), plus ``deviance`` (y, x), the
+  Poisson deviance per channel of each pixel at the posterior-mean point (about 1 for a good fit
+  at high counts) and ``total_counts`` (y, x);
+* ``observed_data``: ``counts`` (channel, y, x); ``constant_data``: ``energy_kev`` (channel) if known;
+* ``sample_stats``: what the method reports; attrs: method, components, versions and settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import xarray as xr
+
+import bayes_unmix
+from bayes_unmix.models.cube import CubeModel
+
+__all__ = ["load_maps", "map_point", "save_maps", "stat_labels", "summary_maps", "to_cube_datatree"]
+
+_PARAM_BATCH = 64  # draws per call when evaluating the physical parameters (bounds memory)
+
+
+def stat_labels(ci_prob: float = 0.9) -> tuple[str, ...]:
+    """Labels of the ``stat`` dim: ``("mean", "sd", "q05", "q95")`` for ``ci_prob=0.9``.
+
+    >>> stat_labels(0.9)
+    ('mean', 'sd', 'q05', 'q95')
+    """
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}")
+    tail = 100 * (1 - ci_prob) / 2
+    return "mean", "sd", f"q{tail:02.3g}", f"q{100 - tail:02.3g}"
+
+
+def _parameters(model: CubeModel, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Physical parameter draws ``{<name>_<parameter>: (chain, draw, P)}`` from the theta draws."""
+    out = {}
+    for c in model.components:
+        theta = np.asarray(draws[f"theta_{c.name}"])
+        flat = theta.reshape(-1, *theta.shape[2:])
+        fn = jax.jit(c.parameters)
+        values = np.concatenate(
+            [np.asarray(fn(jnp.asarray(flat[i : i + _PARAM_BATCH]))) for i in range(0, len(flat), _PARAM_BATCH)]
+        )
+        values = values.reshape(*theta.shape[:-1], -1)
+        for k, name in enumerate(c.parameter_names):
+            out[f"{c.name}_{name}"] = values[..., k]
+    return out
+
+
+def _summary(values: np.ndarray, ci_prob: float) -> np.ndarray:
+    """``(chain, draw, ...)`` -> ``(4, ...)``: mean, sd (NaN for one draw), lower and upper quantiles."""
+    flat = values.reshape(-1, *values.shape[2:])
+    if len(flat) < 2:
+        nan = np.full(flat.shape[1:], np.nan)
+        return np.stack([flat[0], nan, nan, nan])
+    tail = (1 - ci_prob) / 2
+    low, high = np.quantile(flat, [tail, 1 - tail], axis=0)
+    return np.stack([flat.mean(0), flat.std(0, ddof=1), low, high])
+
+
+def _deviance(model: CubeModel, x: np.ndarray, point: dict[str, np.ndarray], background) -> np.ndarray:
+    """Poisson deviance per channel of every pixel, ``(H, W)``, at ``point`` (sites ``(P, ...)``)."""
+    theta = {n: jnp.asarray(point[f"theta_{n}"]) for n in model.names}
+    bkg = None if background is None else model.to_pixels(background)
+    rate = np.asarray(model.expected_counts(jnp.asarray(point["amplitude"]), theta, bkg))
+    obs = x.reshape(model.n_channels, -1).T
+    log_term = np.where(obs > 0, obs * np.log(np.where(obs > 0, obs, 1.0) / rate), 0.0)
+    return (2 * (log_term - (obs - rate)).sum(-1) / model.n_channels).reshape(model.height, model.width)
+
+
+def to_cube_datatree(
+    model: CubeModel,
+    counts,
+    draws: dict[str, np.ndarray],
+    *,
+    method: str,
+    background=None,
+    energies_kev=None,
+    sample_stats: dict[str, np.ndarray] | None = None,
+    attrs: dict[str, Any] | None = None,
+    ci_prob: float = 0.9,
+) -> xr.DataTree:
+    """DataTree of a cube posterior (or a point estimate: one chain, one draw).
+
+    Parameters
+    ----------
+    model : CubeModel
+    counts : array, shape (E, H, W)
+    draws : dict
+        ``amplitude`` ``(chain, draw, P, C)`` and ``theta_<name>`` ``(chain, draw, P, n_latent)``.
+    method : str
+        Recorded in ``attrs["method"]``.
+    background : array, shape (E, H, W), optional
+        Used for the deviance map.
+    energies_kev : array, shape (E,), optional
+    sample_stats : dict, optional
+        Per-draw diagnostics ``(chain, draw)``.
+    attrs : dict, optional
+        Extra attributes (settings, timings).
+    ci_prob : float
+        Probability of the equal-tailed interval of the ``maps`` group.
+    """
+    x = model.check_counts(counts)
+    missing = [s for s in ("amplitude", *(f"theta_{n}" for n in model.names)) if s not in draws]
+    if missing:
+        raise ValueError(f"draws lack the sites {missing}")
+    posterior = {"amplitude": model.to_maps(draws["amplitude"])}
+    dims = {"amplitude": ["component", "y", "x"], "counts": ["channel", "y", "x"], "energy_kev": ["channel"]}
+    for c in model.components:
+        posterior[f"theta_{c.name}"] = model.to_maps(draws[f"theta_{c.name}"])
+        dims[f"theta_{c.name}"] = [f"latent_{c.name}", "y", "x"]
+    for name, values in _parameters(model, draws).items():
+        posterior[name] = values.reshape(*values.shape[:2], model.height, model.width)
+        dims[name] = ["y", "x"]
+    coords = {"component": list(model.names), "y": np.arange(model.height), "x": np.arange(model.width)}
+    integer = np.all(x == np.round(x))
+    groups = {"posterior": posterior, "observed_data": {"counts": x.astype(np.int64) if integer else x}}
+    if energies_kev is not None:
+        groups["constant_data"] = {"energy_kev": np.asarray(energies_kev, dtype=np.float64)}
+    if sample_stats:
+        groups["sample_stats"] = sample_stats
+    tree = az.from_dict(groups, dims=dims, coords=coords)
+    tree["maps"] = xr.DataTree(_maps_dataset(model, x, tree, draws, background, ci_prob))
+    tree.attrs.update(_record(model, method, ci_prob, attrs))
+    return tree
+
+
+def _maps_dataset(model, x, tree, draws, background, ci_prob) -> xr.Dataset:
+    post = tree["posterior"].to_dataset()
+    labels = stat_labels(ci_prob)
+    maps = {
+        name: xr.DataArray(
+            _summary(da.values, ci_prob), dims=("stat", *da.dims[2:]), coords=da.coords.drop_vars(["chain", "draw"])
+        )
+        for name, da in post.data_vars.items()
+    }
+    mean_point = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]).mean(0) for k, v in draws.items()}
+    maps["deviance"] = xr.DataArray(_deviance(model, x, mean_point, background), dims=("y", "x"))
+    maps["total_counts"] = xr.DataArray(x.sum(0), dims=("y", "x"))
+    ds = xr.Dataset(maps).assign_coords(stat=list(labels))
+    ds.attrs["ci_prob"] = ci_prob
+    return ds
+
+
+def _record(model: CubeModel, method: str, ci_prob: float, attrs: dict | None) -> dict[str, Any]:
+    return {
+        "method": method,
+        "components": ",".join(model.names),
+        "parameters": ",".join(f"{c.name}_{p}" for c in model.components for p in c.parameter_names),
+        "spatial_prior": model.spatial_prior,
+        "spatial_scale": model.spatial_scale,
+        "n_scales": model.n_scales,
+        "ci_prob": ci_prob,
+        "bayes_unmix_version": bayes_unmix.__version__,
+        "jax_version": jax.__version__,
+        "numpyro_version": numpyro.__version__,
+        **(attrs or {}),
+    }
+
+
+def summary_maps(tree: xr.DataTree) -> xr.Dataset:
+    """The ``maps`` group: every posterior variable with a leading ``stat`` dim (see the module docstring)."""
+    return tree["maps"].to_dataset()
+
+
+def map_point(tree: xr.DataTree) -> dict[str, np.ndarray]:
+    """Posterior-mean sites ``{site: (P, ...)}`` (e.g. to warm-start another method)."""
+    post = tree["posterior"].to_dataset()
+    point = {}
+    for name in [v for v in post.data_vars if v == "amplitude" or v.startswith("theta_")]:
+        mean = post[name].mean(("chain", "draw")).values  # (k, H, W)
+        point[name] = mean.reshape(mean.shape[0], -1).T
+    return point
+
+
+def save_maps(tree: xr.DataTree, path: str | os.PathLike, *, posterior: bool = False) -> Path:
+    """Write the maps (and attrs, energies) to netCDF; the posterior draws and the count cube only
+    when ``posterior`` (they can be large: draws x pixels x variables, channels x pixels)."""
+    keep = ["maps", "constant_data", "sample_stats"] + (["posterior", "observed_data"] if posterior else [])
+    out = xr.DataTree(name=tree.name)
+    out.attrs.update(tree.attrs)
+    for name in keep:
+        if name in tree.children:
+            out[name] = tree[name].copy()
+    path = Path(path)
+    out.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def load_maps(path: str | os.PathLike) -> xr.DataTree:
+    """Read a file written by :func:`save_maps` (fully loaded; the file is closed)."""
+    with xr.open_datatree(path, engine="h5netcdf") as tree:
+        return tree.load()
