@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bayes_unmix.data.xray import DEFAULT_INSTRUMENT, Instrument, synchrotron_spectrum, thermal_spectrum
+from bayes_unmix.data.xray import DEFAULT_INSTRUMENT, SimulatorComponent
 
 __all__ = [
     "Cube",
@@ -173,58 +173,30 @@ def _projected_shell(r: np.ndarray, inner: float) -> np.ndarray:
     return path / path.max()
 
 
-def _expected_cube(
-    amp_th: np.ndarray,
-    amp_sy: np.ndarray,
-    kt: np.ndarray,
-    z: np.ndarray,
-    gamma: np.ndarray,
-    instrument: Instrument,
-    abundance: float,
-    nh_1e22: float,
-) -> np.ndarray:
-    """``(2, n_channels, H, W)`` expected counts; NaN parameters are only used where amplitudes are 0."""
-    th = thermal_spectrum(
-        np.nan_to_num(kt, nan=2.0), np.nan_to_num(z), abundance=abundance, nh_1e22=nh_1e22, instrument=instrument
-    )
-    sy = synchrotron_spectrum(np.nan_to_num(gamma, nan=2.5), nh_1e22=nh_1e22, instrument=instrument)
-    th = np.moveaxis(np.asarray(th), -1, 0) * amp_th
-    sy = np.moveaxis(np.asarray(sy), -1, 0) * amp_sy
-    return np.stack([th, sy])
+def _expected_cube(params: dict[str, np.ndarray], amplitudes: np.ndarray, components) -> np.ndarray:
+    """``(C, n_channels, H, W)`` expected counts; NaN parameters only occur where amplitudes are 0."""
+    out = []
+    for comp, amp in zip(components, amplitudes):
+        p = np.moveaxis(params[comp.name], 0, -1)
+        p = np.where(np.isnan(p), np.asarray(comp.parameters(comp.initial_theta())), p)
+        out.append(np.moveaxis(np.asarray(comp.spectra(comp.to_theta(p))), -1, 0) * amp)
+    return np.stack(out)
 
 
-def _finish(
-    seed: int,
-    amp_th: np.ndarray,
-    amp_sy: np.ndarray,
-    params: dict[str, np.ndarray],
-    mask: np.ndarray,
-    *,
-    peak_counts: float,
-    synchrotron_share: float,
-    instrument: Instrument,
-    abundance: float,
-    nh_1e22: float,
-    source: str,
-) -> Cube:
+def _finish(seed: int, amp_th, amp_sy, params, mask, *, peak_counts, synchrotron_share, components, source) -> Cube:
     if peak_counts <= 0 or not 0 <= synchrotron_share < 1:
         raise ValueError("need peak_counts > 0 and 0 <= synchrotron_share < 1")
+    thermal, synchrotron = components or (SimulatorComponent.thermal(), SimulatorComponent.synchrotron())
+    if (thermal.name, synchrotron.name) != ("thermal", "synchrotron"):
+        raise ValueError("components must be a (thermal, synchrotron) pair of SimulatorComponent")
     amp_th = amp_th / amp_th.sum() * (1 - synchrotron_share)
     amp_sy = amp_sy / max(amp_sy.sum(), 1e-300) * synchrotron_share
-    scale = peak_counts / np.max(amp_th + amp_sy)
-    amp_th, amp_sy = amp_th * scale, amp_sy * scale
-    kt, z = params["thermal"]
-    expected = _expected_cube(amp_th, amp_sy, kt, z, params["synchrotron"][0], instrument, abundance, nh_1e22)
+    amplitudes = np.stack([amp_th, amp_sy]) * peak_counts / np.max(amp_th + amp_sy)
+    expected = _expected_cube(params, amplitudes, (thermal, synchrotron))
     counts = np.random.default_rng(seed).poisson(expected.sum(0)).astype(np.float64)
-    truth = CubeTruth(
-        component_names=("thermal", "synchrotron"),
-        amplitudes=np.stack([amp_th, amp_sy]),
-        parameters=params,
-        parameter_names={"thermal": ("kT_keV", "z"), "synchrotron": ("photon_index",)},
-        expected=expected,
-        mask=mask,
-    )
-    return Cube(counts, instrument.energies_kev, truth, source)
+    names = {"thermal": thermal.parameter_names, "synchrotron": synchrotron.parameter_names}
+    truth = CubeTruth(("thermal", "synchrotron"), amplitudes, params, names, expected, mask)
+    return Cube(counts, thermal.energies_kev, truth, source)
 
 
 def toy_remnant_cube(
@@ -234,9 +206,7 @@ def toy_remnant_cube(
     radius: float = 41.0,
     peak_counts: float = 800.0,
     synchrotron_share: float = 0.3,
-    abundance: float = 5.0,
-    nh_1e22: float = 0.6,
-    instrument: Instrument = DEFAULT_INSTRUMENT,
+    components: tuple[SimulatorComponent, SimulatorComponent] | None = None,
 ) -> Cube:
     """A supernova-remnant-like toy cube (thermal + synchrotron) with ground truth.
 
@@ -255,6 +225,9 @@ def toy_remnant_cube(
         Expected counts (whole band) of the brightest pixel.
     synchrotron_share:
         Fraction of all expected counts from synchrotron.
+    components:
+        ``(thermal, synchrotron)`` simulators (default: the default instrument, abundance 5,
+        N_H 0.6e22 cm^-2).
 
     Returns
     -------
@@ -291,9 +264,7 @@ def toy_remnant_cube(
         mask,
         peak_counts=peak_counts,
         synchrotron_share=synchrotron_share,
-        instrument=instrument,
-        abundance=abundance,
-        nh_1e22=nh_1e22,
+        components=components,
         source=f"toy_remnant_cube(seed={seed}, size={size})",
     )
 
@@ -326,9 +297,7 @@ def sgmca_cube(
     *,
     peak_counts: float = 800.0,
     synchrotron_share: float = 0.3,
-    abundance: float = 5.0,
-    nh_1e22: float = 0.6,
-    instrument: Instrument = DEFAULT_INSTRUMENT,
+    components: tuple[SimulatorComponent, SimulatorComponent] | None = None,
 ) -> Cube:
     """A cube whose amplitude maps are the sGMCA remnant morphologies (``source_maps.npz``).
 
@@ -368,9 +337,7 @@ def sgmca_cube(
         th_on | sy_on,
         peak_counts=peak_counts,
         synchrotron_share=synchrotron_share,
-        instrument=instrument,
-        abundance=abundance,
-        nh_1e22=nh_1e22,
+        components=components,
         source=f"sgmca_cube({path.name}, seed={seed}, size={size})",
     )
 
