@@ -114,7 +114,12 @@ class SushiConfig:
 
     @classmethod
     def fast(cls, **overrides) -> SushiConfig:
-        """Per-pixel Newton theta steps, 3 amplitude sweeps, clipped theta, 10-iteration stop windows."""
+        """Per-pixel Newton theta steps, 3 amplitude sweeps, clipped theta, 10-iteration stop windows.
+
+        >>> config = SushiConfig.fast(kmad=3.0)
+        >>> config.theta_step, config.kmad, SushiConfig().theta_step
+        ('newton', 3.0, 'gradient')
+        """
         settings = {"theta_step": "newton", "amplitude_sweeps": 3, "clip_theta": True, "stop_window": 10, "chunk": 20}
         return cls(**(settings | overrides))
 
@@ -371,29 +376,25 @@ def _check_inputs(counts, components, background, sigma, config: SushiConfig):
 
 def _initial_point(components, x, initial_theta, initial_amplitudes):
     """Published start (``a_c = sum(X) / C``, the components' neutral theta) or the given warm start."""
-    n_c, p = len(components), x.shape[1] * x.shape[2]
+    n_c, shape = len(components), x.shape[1:]
     if initial_theta is None:
-        theta = tuple(
-            jnp.broadcast_to(jnp.asarray(c.initial_theta(), jnp.float64), (p, c.n_latent)) for c in components
-        )
-    else:
-        if len(initial_theta) != n_c:
-            raise ValueError(f"initial_theta needs {n_c} maps, got {len(initial_theta)}")
-        theta = []
-        for comp, t in zip(components, initial_theta, strict=True):
-            t = np.asarray(t, dtype=np.float64)
-            if t.shape != (comp.n_latent, *x.shape[1:]):
-                raise ValueError(f"initial theta of {comp.name!r} must have shape {(comp.n_latent, *x.shape[1:])}")
-            theta.append(jnp.asarray(t.reshape(comp.n_latent, p).T))
-        theta = tuple(theta)
+        initial_theta = [
+            np.broadcast_to(np.asarray(c.initial_theta())[:, None, None], (c.n_latent, *shape)) for c in components
+        ]
+    if len(initial_theta) != n_c:
+        raise ValueError(f"initial_theta needs {n_c} maps, got {len(initial_theta)}")
+    theta = []
+    for comp, t in zip(components, initial_theta, strict=True):
+        t = np.asarray(t, dtype=np.float64)
+        if t.shape != (comp.n_latent, *shape):
+            raise ValueError(f"initial theta of {comp.name!r} must have shape {(comp.n_latent, *shape)}")
+        theta.append(jnp.asarray(t.reshape(comp.n_latent, -1).T))
     if initial_amplitudes is None:
-        amps = jnp.broadcast_to(jnp.asarray(x.sum(0).reshape(p) / n_c), (n_c, p))
-    else:
-        a = np.asarray(initial_amplitudes, dtype=np.float64)
-        if a.shape != (n_c, *x.shape[1:]) or not np.all(np.isfinite(a) & (a >= 0)):
-            raise ValueError(f"initial_amplitudes must be finite, >= 0, of shape {(n_c, *x.shape[1:])}")
-        amps = jnp.asarray(a.reshape(n_c, p))
-    return theta, amps
+        initial_amplitudes = np.broadcast_to(x.sum(0) / n_c, (n_c, *shape))
+    a = np.asarray(initial_amplitudes, dtype=np.float64)
+    if a.shape != (n_c, *shape) or not np.all(np.isfinite(a) & (a >= 0)):
+        raise ValueError(f"initial_amplitudes must be finite, >= 0, of shape {(n_c, *shape)}")
+    return tuple(theta), jnp.asarray(a.reshape(n_c, -1))
 
 
 def sushi(

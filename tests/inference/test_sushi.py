@@ -191,7 +191,7 @@ def test_fast_variant_reaches_the_published_cost_quickly(faithful, fast):
 
 def test_recovers_parameters_of_a_noiseless_cube():
     theta, amps = _truth()
-    result = sushi(_rate(theta, amps), COMPONENTS, config=SushiConfig.fast(max_iter=300), progress=False)
+    result = sushi(_rate(theta, amps), COMPONENTS, config=SushiConfig.fast(max_iter=300), progress=True)
     assert result.converged
     for err in _parameter_rmse(result, theta):
         assert np.all(err < 1e-4)  # keV and photon index
