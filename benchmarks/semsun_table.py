@@ -90,11 +90,13 @@ def load_background(pre: Preprocessing) -> np.ndarray:
     return b / b.sum()
 
 
-def train_models(library, pre, train_idx, epochs: int, seed: int, cache: Path | None) -> dict[str, SpectralModel]:
-    """Joint and individual spectral models on the SEMSUN split (optionally cached on disk)."""
+def train_models(
+    library, pre, train_idx, epochs: int, seed: int, cache: Path | None, kinds=("joint", "individual")
+) -> dict[str, SpectralModel]:
+    """Joint and/or individual spectral models on the SEMSUN split (optionally cached on disk)."""
     models = {}
     config = dataclasses.replace(GAMMA_TRAINING, epochs=epochs)
-    for kind in ("joint", "individual"):
+    for kind in kinds:
         path = None if cache is None else cache / f"steel_{kind}_e{epochs}_s{seed}.npz"
         if path is not None and path.exists():
             models[kind] = SpectralModel.load(path)

@@ -8,11 +8,22 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-__all__ = ["ConvergenceWarning", "convergence_report"]
+__all__ = ["ConvergenceWarning", "convergence_report", "rhat_and_ess"]
 
 
 class ConvergenceWarning(UserWarning):
     """MCMC output that should not be trusted as it is."""
+
+
+def rhat_and_ess(tree: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
+    """R-hat and bulk ESS of every posterior variable; NaN (silently) for constant entries, such as the
+    counts of a nuclide held at zero."""
+    names = list(tree["posterior"].data_vars)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(tree, var_names=names).to_dataset()
+        ess = az.ess(tree, var_names=names, method="bulk").to_dataset()
+    return rhat, ess
 
 
 def convergence_report(
@@ -26,8 +37,8 @@ def convergence_report(
     """
     posterior = tree["posterior"].to_dataset()
     n_chains = posterior.sizes["chain"]
-    rhat = az.rhat(tree, var_names=list(posterior.data_vars)).to_dataset() if n_chains > 1 else None
-    ess = az.ess(tree, var_names=list(posterior.data_vars), method="bulk").to_dataset()
+    rhat, ess = rhat_and_ess(tree)
+    rhat = rhat if n_chains > 1 else None
     report: dict[str, object] = {"chains": n_chains, "draws": posterior.sizes["draw"], "problems": []}
     for name in posterior.data_vars:
         worst_rhat = float(np.nanmax(rhat[name].values)) if rhat is not None else float("nan")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_unmix.inference.checks import convergence_report
+from bayes_unmix.inference.checks import convergence_report, rhat_and_ess
 
 __all__ = ["SUMMARY_COLUMNS", "UnmixingResult"]
 
@@ -101,8 +101,7 @@ class UnmixingResult:
         post = self.posterior
         if post.sizes["chain"] < 2 or post.sizes["draw"] < 4:
             return {}
-        rhat = az.rhat(self.tree, var_names=list(post.data_vars)).to_dataset()
-        ess = az.ess(self.tree, var_names=list(post.data_vars), method="bulk").to_dataset()
+        rhat, ess = rhat_and_ess(self.tree)
         out = {}
         for name in post.data_vars:
             dim = next(d for d in post[name].dims if d not in ("chain", "draw"))

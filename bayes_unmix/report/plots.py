@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_fit", "plot_identification", "plot_pair", "plot_reconstructions"]
+__all__ = ["plot_comparison", "plot_fit", "plot_identification", "plot_pair", "plot_reconstructions"]
 
 
 def plot_reconstructions(
@@ -129,5 +129,25 @@ def plot_identification(table, *, critical_deviance: float | None = None) -> Fig
     ax_l.scatter(table["detection_limit"], y, marker=">", color="tab:red", label="detection limit")
     ax_l.set(xscale="log", xlabel=unit)
     ax_l.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_comparison(loo, evidence) -> Figure:
+    """Model comparison: ELPD difference to the best model by LOO (with ``dse``) and log Bayes factor
+    against the highest-evidence model (with its Monte-Carlo error); Pareto-k problems are flagged."""
+    fig, (ax_l, ax_b) = plt.subplots(1, 2, figsize=(10, 0.5 * len(loo) + 2.0))
+    y = np.arange(len(loo))
+    ax_l.errorbar(loo["elpd_diff"], y, xerr=loo["dse"], fmt="o", color="tab:blue", capsize=3)
+    labels = [f"{name}" + (f" (k>0.7: {n})" if n else "") for name, n in zip(loo.index, loo["n_bad_k"])]
+    ax_l.set(yticks=y, yticklabels=labels, xlabel="ELPD difference to best (LOO)", title="predictive accuracy")
+    ax_l.axvline(0, color="k", lw=0.5)
+    yb = np.arange(len(evidence))
+    ax_b.errorbar(evidence["log_bf"], yb, xerr=2 * evidence["log_bf_error"], fmt="s", color="tab:purple", capsize=3)
+    ax_b.set(yticks=yb, yticklabels=list(evidence.index), xlabel="log Bayes factor vs best (2 MC s.e.)")
+    ax_b.set_title("evidence (SMC)")
+    ax_b.axvline(0, color="k", lw=0.5)
+    for ax in (ax_l, ax_b):
+        ax.invert_yaxis()
     fig.tight_layout()
     return fig
