@@ -109,6 +109,8 @@ class SushiConfig:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
         if not (self.kmad >= 0 and self.newton_damping >= 0 and self.mad_constant > 0):
             raise ValueError("kmad and newton_damping must be >= 0 and mad_constant > 0")
+        if self.threshold_rule == "map" and self.theta_step == "newton":  # tau would scale with the map itself
+            raise ValueError('threshold_rule="map" needs theta_step="gradient" (tau = kmad alpha MAD(W u))')
         if self.alpha_theta is not None and not self.alpha_theta > 0:
             raise ValueError(f"alpha_theta must be positive or None, got {self.alpha_theta!r}")
 
@@ -310,7 +312,7 @@ def build_sushi(components: Sequence[SpectralComponent], shape: tuple[int, int],
         )
         model = total(amps, spectra, data)
         # "gradient": tau = kmad MAD(W delta) (delta carries alpha); "map": tau = kmad alpha MAD(W u)
-        scale = 1.0 if config.threshold_rule == "gradient" else (data.alpha if config.theta_step == "gradient" else 1.0)
+        scale = 1.0 if config.threshold_rule == "gradient" else data.alpha
         full = lambda z: jnp.zeros((shape[0] * shape[1], *z.shape[1:])).at[data.active].set(z)
         for c, comp in enumerate(comps):
             delta = full(_theta_delta(comp, theta[c][data.active], jacobians[c], amps[c], model, data, config))

@@ -189,6 +189,15 @@ def test_fast_variant_reaches_the_published_cost_quickly(faithful, fast):
         assert np.all(err_fast < 1.3 * err_faithful + 1e-3)
 
 
+def test_2026_settings_lower_the_cost(noisy_cube, faithful):
+    """Map-MAD thresholds and one joint theta step (the 2026 code) descend like the 2024 rule."""
+    config = SushiConfig(threshold_rule="map", sweep="jacobi", mad_constant=0.6735, max_iter=400, chunk=400)
+    result = sushi(noisy_cube, COMPONENTS, config=config, progress=False)
+    assert result.n_iterations == 400 and np.all(np.isfinite(result.cost_history))
+    assert np.all(np.diff(result.cost_history[::50]) < 0)
+    np.testing.assert_allclose(result.cost_history[-1], faithful.cost_history[399], rtol=1e-3)
+
+
 def test_recovers_parameters_of_a_noiseless_cube():
     theta, amps = _truth()
     result = sushi(_rate(theta, amps), COMPONENTS, config=SushiConfig.fast(max_iter=300), progress=True)
@@ -245,7 +254,15 @@ def test_bad_inputs_raise(kwargs, match):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"cost": "gauss"}, {"stop_window": 0}, {"alpha_theta": -1.0}, {"kmad": -1.0}, {"sweep": "x"}]
+    "kwargs",
+    [
+        {"cost": "gauss"},
+        {"stop_window": 0},
+        {"alpha_theta": -1.0},
+        {"kmad": -1.0},
+        {"sweep": "x"},
+        {"threshold_rule": "map", "theta_step": "newton"},
+    ],
 )
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError):
