@@ -134,7 +134,12 @@ def to_cube_datatree(
     if energies_kev is not None:
         groups["constant_data"] = {"energy_kev": np.asarray(energies_kev, dtype=np.float64)}
     if sample_stats:
-        groups["sample_stats"] = sample_stats
+        groups["sample_stats"] = {}
+        for name, v in sample_stats.items():  # per-pixel stats (chain, draw, P) become maps
+            v = np.asarray(v)
+            if v.ndim == 3:
+                v, dims[name] = v.reshape(*v.shape[:2], model.height, model.width), ["y", "x"]
+            groups["sample_stats"][name] = v
     tree = az.from_dict(groups, dims=dims, coords=coords)
     tree["maps"] = xr.DataTree(_maps_dataset(model, x, tree, draws, background, ci_prob))
     tree.attrs.update(_record(model, method, ci_prob, attrs))

@@ -1,0 +1,301 @@
+"""Cube workflows behind ``bayes-unmix fit-cube`` and ``bayes-unmix demo --cube``: files in, maps out.
+
+Inputs are validated up front (cube, components, background, channels), so bad input stops with a
+one-line :class:`CubeFitError` before anything is written; outputs are written to a temporary folder
+and moved into place at the end (all or nothing):
+
+* ``maps.nc``: the DataTree's ``maps`` group (mean, sd, 5 % and 95 % maps of amplitudes, latents and
+  physical parameters; deviance), attrs and energies (see :mod:`bayes_unmix.inference.cube_convert`);
+  ``posterior.nc`` too with ``save_draws``;
+* ``map_<variable>.png`` (mean, sd, interval bounds side by side) and ``maps_mean.png``;
+* ``summary.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+import xarray as xr
+
+from bayes_unmix.models.component import SpectralComponent
+from bayes_unmix.models.cube import CubeInputError, CubeModel
+
+__all__ = ["CubeFitError", "cube_summary", "fit_cube", "load_components", "parse_model_specs", "write_cube_outputs"]
+
+METHODS = ("map", "vi", "nuts", "pixel")
+
+
+class CubeFitError(ValueError):
+    """A cube fit that cannot run (bad cube, model, background or option): one-line message."""
+
+
+class _Renamed:
+    """A component under another name (the ``NAME`` of ``--model NAME=SPEC``); everything else delegates."""
+
+    def __init__(self, component: SpectralComponent, name: str):
+        self._component, self.name = component, name
+
+    def __getattr__(self, attr):
+        return getattr(self._component, attr)
+
+    @property
+    def theta_bounds(self):
+        return self._component.theta_bounds
+
+
+def parse_model_specs(specs: Sequence[str]) -> dict[str, str]:
+    """``["thermal=xray_thermal", "synchrotron=path.npz"]`` -> ``{name: spec}`` (order kept)."""
+    out: dict[str, str] = {}
+    for item in specs:
+        name, sep, spec = item.partition("=")
+        if not sep or not name or not spec:
+            raise CubeFitError(f"--model must read NAME=MODEL (a file or a pretrained name), got {item!r}")
+        if name in out:
+            raise CubeFitError(f"component {name!r} given twice")
+        out[name] = spec
+    if not out:
+        raise CubeFitError("give at least one --model NAME=MODEL")
+    return out
+
+
+def _load_one(spec: str) -> SpectralComponent:
+    from bayes_unmix.iae.serialize import ModelFileError
+
+    if spec.startswith("simulator:"):
+        from bayes_unmix.data.xray import SimulatorComponent
+
+        kind = spec.split(":", 1)[1]
+        if kind not in ("thermal", "synchrotron"):
+            raise CubeFitError(f"unknown simulator component {kind!r}; use simulator:thermal or simulator:synchrotron")
+        return getattr(SimulatorComponent, kind)()
+    try:
+        from bayes_unmix.iae.component_model import IAEComponent
+        from bayes_unmix.pretrained import XRAY_COMPONENTS, load_component
+
+        if Path(spec).is_file():
+            return IAEComponent.load(spec)
+        if spec in XRAY_COMPONENTS:
+            return load_component(spec)
+    except (ModelFileError, KeyError, OSError) as exc:
+        raise CubeFitError(f"{spec}: {exc.args[0] if exc.args else exc}") from None
+    raise CubeFitError(f"no model file {spec} (pretrained X-ray components: {', '.join(XRAY_COMPONENTS)})")
+
+
+def load_components(models: Mapping[str, str | SpectralComponent]) -> tuple[SpectralComponent, ...]:
+    """Components named by ``{name: spec}``; a spec is a component file (``.npz``), a pretrained name
+    (``xray_thermal``, ``xray_synchrotron``), ``simulator:thermal|synchrotron``, or a component."""
+    out = []
+    for name, spec in models.items():
+        comp = spec if isinstance(spec, SpectralComponent) else _load_one(str(spec))
+        if comp.name != name:
+            comp = dataclasses.replace(comp, name=name) if dataclasses.is_dataclass(comp) else _Renamed(comp, name)
+        out.append(comp)
+    return tuple(out)
+
+
+def _load_cube(cube):
+    from bayes_unmix.data.cube import Cube, CubeFormatError, load_cube
+
+    if isinstance(cube, Cube):
+        return cube
+    try:
+        return load_cube(cube)
+    except (FileNotFoundError, CubeFormatError) as exc:
+        raise CubeFitError(str(exc)) from None
+
+
+def _load_background(path, shape: tuple[int, int, int]) -> np.ndarray | None:
+    """A background of expected counts: a cube ``(E, H, W)`` or one spectrum ``(E,)`` for every pixel."""
+    if path is None:
+        return None
+    try:
+        b = np.load(path, allow_pickle=False)
+        b = b["background"] if isinstance(b, np.lib.npyio.NpzFile) else b
+    except (OSError, ValueError, KeyError) as exc:
+        raise CubeFitError(f"background {path}: {exc}") from None
+    b = np.asarray(b, dtype=np.float64)
+    if b.shape == shape[:1]:
+        b = np.broadcast_to(b[:, None, None], shape).copy()
+    if b.shape != shape:
+        raise CubeFitError(f"background {path} has shape {b.shape}; expected {shape} or ({shape[0]},)")
+    if not np.all(np.isfinite(b)) or np.any(b < 0):
+        raise CubeFitError(f"background {path} must be finite and non-negative")
+    return b
+
+
+def _build_model(components, counts: np.ndarray, spatial_prior: str, spatial_scale: float) -> CubeModel:
+    channels = {c.name: int(c.n_channels) for c in components}
+    if any(n != counts.shape[0] for n in channels.values()):
+        raise CubeFitError(f"the cube has {counts.shape[0]} channels but the components have {channels}")
+    try:
+        return CubeModel(components, *counts.shape[1:], spatial_prior=spatial_prior, spatial_scale=spatial_scale)
+    except CubeInputError as exc:
+        raise CubeFitError(str(exc)) from None
+
+
+def fit_cube(
+    cube,
+    models: Mapping[str, str | SpectralComponent],
+    out_dir: str | Path,
+    *,
+    method: str = "map",
+    background=None,
+    spatial_prior: str = "starlet",
+    spatial_scale: float = 0.1,
+    vi_steps: int = 1500,
+    guide: str = "meanfield",
+    num_warmup: int = 300,
+    num_samples: int = 300,
+    chains: int = 2,
+    seed: int = 0,
+    save_draws: bool = False,
+    progress: bool = True,
+) -> tuple[xr.DataTree, list[Path]]:
+    """Fit a count cube (a path or a :class:`~bayes_unmix.data.cube.Cube`) and write maps and a report.
+
+    ``method``: ``map`` (whole-cube MAP), ``vi`` (MAP then ``guide`` VI), ``nuts`` (joint NUTS, small
+    cubes), ``pixel`` (independent per-pixel MAP, the baseline). ``background``: ``.npy`` of expected
+    counts ``(E, H, W)`` or ``(E,)``. Raises :class:`CubeFitError` before writing on bad input.
+    """
+    if method not in METHODS:
+        raise CubeFitError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    data = _load_cube(cube)
+    components = load_components(models)
+    model = _build_model(components, data.counts, spatial_prior, spatial_scale)
+    bkg = _load_background(background, data.counts.shape)
+    start = time.perf_counter()
+    tree = _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress)
+    tree.attrs.update({"seed": seed, "fit_seconds": time.perf_counter() - start, "cube": str(data.source or cube)})
+    context = {
+        "cube": str(cube if not hasattr(cube, "counts") else data.source),
+        "models": ", ".join(f"{k}={v}" for k, v in models.items()),
+    }
+    return tree, write_cube_outputs(tree, out_dir, context=context, save_draws=save_draws, truth=data.truth)
+
+
+def _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress):
+    from bayes_unmix.inference.cube import cube_map, cube_map_point, cube_nuts, cube_vi
+    from bayes_unmix.inference.cube_pixel import pixel_fit, pixel_map_point
+
+    key = jax.random.key(seed)
+    kw = {"background": bkg, "energies_kev": data.energies_kev, "progress": progress}
+    if method == "pixel":
+        return pixel_fit(model, data.counts, method="map", **kw)
+    init = pixel_map_point(model, data.counts, background=bkg, progress=progress)
+    if method == "map":
+        return cube_map(model, data.counts, init=init, **kw)
+    init = cube_map_point(model, data.counts, background=bkg, init=init, progress=progress).point
+    if method == "vi":
+        return cube_vi(model, data.counts, key=key, guide=guide, steps=vi_steps, init=init, **kw)
+    return cube_nuts(
+        model, data.counts, key=key, num_warmup=num_warmup, num_samples=num_samples, num_chains=chains, init=init, **kw
+    )
+
+
+def _truth_maps(truth) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Truth and masks keyed by map labels (see :func:`bayes_unmix.report.maps.map_variables`)."""
+    if truth is None:
+        return {}, {}
+    maps = {f"amplitude[{c}]": truth.amplitudes[i] for i, c in enumerate(truth.component_names)}
+    masks = {}
+    for comp, names in truth.parameter_names.items():
+        i = truth.component_names.index(comp)
+        for k, name in enumerate(names):
+            maps[f"{comp}_{name}"] = truth.parameters[comp][k]
+            masks[f"{comp}_{name}"] = truth.amplitudes[i] > 0
+    return maps, masks
+
+
+def cube_summary(tree: xr.DataTree, truth=None) -> dict[str, dict[str, float]]:
+    """Per reportable map: mean over pixels of the posterior mean and sd; with ``truth`` (a
+    :class:`~bayes_unmix.data.cube.CubeTruth`), the RMSE of the mean and the coverage of the interval
+    over the pixels where the truth is finite (parameters: where the component is present)."""
+    from bayes_unmix.report.maps import _select, map_variables
+
+    ds = tree["maps"].to_dataset()
+    lower, upper = [str(s) for s in ds.stat.values[2:4]]
+    truths, masks = _truth_maps(truth)
+    out = {}
+    for label, selection in map_variables(ds):
+        da = _select(ds, selection)
+        entry = {"mean": float(np.nanmean(da.sel(stat="mean"))), "sd": float(np.nanmean(da.sel(stat="sd")))}
+        if label in truths:
+            t = np.asarray(truths[label], dtype=float)
+            keep = np.isfinite(t) & masks.get(label, np.ones_like(t, dtype=bool))
+            est = da.sel(stat="mean").values
+            entry["rmse"] = float(np.sqrt(np.mean((est[keep] - t[keep]) ** 2)))
+            lo, hi = da.sel(stat=lower).values[keep], da.sel(stat=upper).values[keep]
+            if np.isfinite(lo).all():
+                entry["coverage"] = float(np.mean((lo <= t[keep]) & (t[keep] <= hi)))
+        out[label] = entry
+    return out
+
+
+def write_cube_outputs(
+    tree: xr.DataTree,
+    out_dir: str | Path,
+    *,
+    context: Mapping[str, str] | None = None,
+    save_draws: bool = False,
+    truth=None,
+) -> list[Path]:
+    """Write ``maps.nc`` (and ``posterior.nc``), the PNG maps, ``summary.json`` and ``report.md``
+    into ``out_dir``, all or nothing."""
+    from bayes_unmix.inference.cube_convert import save_maps
+    from bayes_unmix.report.maps import save_map_images
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    summary = cube_summary(tree, truth)
+    truths, masks = _truth_maps(truth)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as tmp:
+        tmp = Path(tmp)
+        names = [save_maps(tree, tmp / "maps.nc").name]
+        if save_draws:
+            names.append(save_maps(tree, tmp / "posterior.nc", posterior=True).name)
+        names += [p.name for p in save_map_images(tree, tmp, truth=truths, masks=masks)]
+        record = {"attrs": {k: _plain(v) for k, v in tree.attrs.items()}, "maps": summary}
+        (tmp / "summary.json").write_text(json.dumps(record, indent=2))
+        (tmp / "report.md").write_text(_report(tree, summary, context or {}, names))
+        names += ["summary.json", "report.md"]
+        out_dir.mkdir(exist_ok=True)
+        for name in names:
+            shutil.move(tmp / name, out_dir / name)
+    return [out_dir / n for n in names]
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v if isinstance(v, (str, int, float, bool)) else str(v)
+
+
+def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files: list[str]) -> str:
+    attrs = tree.attrs
+    lines = [f"# Cube unmixing report ({attrs.get('method', '')})", ""]
+    lines += [f"- {k}: {v}" for k, v in context.items()]
+    lines += [
+        f"- spatial prior: {attrs.get('spatial_prior')} (scale {attrs.get('spatial_scale')} of each latent's range)",
+        f"- fit time: {attrs.get('fit_seconds', float('nan')):.1f} s; bayes_unmix {attrs.get('bayes_unmix_version')}",
+        f"- maps: posterior mean, sd and the equal-tailed {float(attrs.get('ci_prob', 0.9)):.0%} interval per pixel",
+        "",
+        "| map | mean over pixels | mean sd | RMSE vs truth | coverage |",
+        "|---|---|---|---|---|",
+    ]
+    fmt = lambda e, k: f"{e[k]:.4g}" if k in e and np.isfinite(e[k]) else ""
+    lines += [
+        f"| {k} | {fmt(e, 'mean')} | {fmt(e, 'sd')} | {fmt(e, 'rmse')} | {fmt(e, 'coverage')} |"
+        for k, e in summary.items()
+    ]
+    deviance = tree["maps"]["deviance"].values
+    lines += ["", f"Median Poisson deviance per channel: {np.nanmedian(deviance):.3f} (about 1 for a good fit).", ""]
+    if str(attrs.get("method", "")).endswith("map"):
+        lines += ["MAP is a point estimate: sd and intervals are not defined; use `--method vi` or `nuts`.", ""]
+    lines += [f"![{name}]({name})" for name in files if name.endswith(".png")]
+    return "\n".join(lines) + "\n"

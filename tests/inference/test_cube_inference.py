@@ -1,0 +1,130 @@
+"""Cube inference: whole-cube MAP recovers a noiseless cube, VI/NUTS intervals cover the truth,
+pixel-by-pixel fits, and the DataTree schema (saved and reloaded)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import bayes_unmix  # noqa: F401
+from bayes_unmix.inference.cube import CubeMAPConfig, cube_map, cube_map_point, cube_nuts, cube_vi, point_from_maps
+from bayes_unmix.inference.cube_convert import load_maps, map_point, save_maps, stat_labels, summary_maps
+from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_fit, pixel_map_point
+from bayes_unmix.models.cube import CubeInputError, CubeModel
+
+
+def _toys():
+    """The analytic components and scene of tests/models/test_cube.py (one definition)."""
+    path = Path(__file__).parents[1] / "models" / "test_cube.py"
+    spec = importlib.util.spec_from_file_location("cube_toys", path)
+    module = sys.modules.get("cube_toys") or importlib.util.module_from_spec(spec)
+    if "cube_toys" not in sys.modules:
+        spec.loader.exec_module(module)
+        sys.modules["cube_toys"] = module
+    return module
+
+
+SIZE = 10
+PIXEL = PixelConfig(grid=32, newton_iterations=40, block_size=64)
+
+
+@pytest.fixture(scope="module")
+def noiseless():
+    comps, truth, cube = _toys().scene(SIZE, SIZE)
+    return CubeModel(comps, SIZE, SIZE, spatial_scale=0.5), truth, cube
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    comps, truth, cube = _toys().scene(SIZE, SIZE, scale=300.0)
+    counts = np.random.default_rng(1).poisson(cube).astype(float)
+    return CubeModel(comps, SIZE, SIZE, spatial_scale=0.5), truth, counts
+
+
+def _theta_maps(model, point):
+    return [point[f"theta_{c.name}"].T.reshape(c.n_latent, SIZE, SIZE) for c in model.components]
+
+
+def test_pixel_and_cube_map_recover_a_noiseless_cube(noiseless):
+    model, truth, cube = noiseless
+    pixel = pixel_map_point(model, cube, config=PIXEL, progress=False)
+    for est, true in zip(_theta_maps(model, pixel), truth["theta"]):
+        assert np.median(np.abs(est - true)) < 1e-6  # independent pixels: exact on noiseless data
+    trace = cube_map_point(model, cube, init=pixel, config=CubeMAPConfig(max_iter=400), progress=False)
+    assert trace.converged and trace.loss[-1] <= trace.loss[0]
+    # the spatial prior trades a little likelihood for smoother maps: the MAP beats the truth's density
+    truth_point = point_from_maps(model, truth["amplitude"], truth["theta"])
+    truth_loss = cube_map_point(model, cube, init=truth_point, config=CubeMAPConfig(max_iter=0), progress=False).loss[0]
+    assert trace.loss[-1] <= truth_loss
+    amp = trace.point["amplitude"].T.reshape(2, SIZE, SIZE)
+    np.testing.assert_allclose(amp, truth["amplitude"], rtol=0.05)
+    thermal, synchrotron = _theta_maps(model, trace.point)
+    assert np.median(np.abs(thermal - truth["theta"][0])) < 0.01
+    assert np.median(np.abs(synchrotron - truth["theta"][1])) < 0.1
+    # the neutral start (SUSHI's) reaches the same optimum
+    cold = cube_map_point(model, cube, config=CubeMAPConfig(max_iter=600), progress=False)
+    assert cold.loss[-1] == pytest.approx(trace.loss[-1], rel=1e-6)
+
+
+def test_cube_vi_and_datatree_schema(noisy, tmp_path):
+    model, truth, counts = noisy
+    init = point_from_maps(model, truth["amplitude"], truth["theta"])
+    tree = cube_vi(model, counts, key=jax.random.key(0), steps=300, num_draws=200, init=init, progress=False)
+    post, maps = tree["posterior"].to_dataset(), summary_maps(tree)
+    assert post["amplitude"].dims == ("chain", "draw", "component", "y", "x")
+    assert post["thermal_kT_keV"].dims == ("chain", "draw", "y", "x")
+    assert list(maps.stat.values) == list(stat_labels(0.9)) == ["mean", "sd", "q05", "q95"]
+    assert tree["observed_data"]["counts"].dims == ("channel", "y", "x")
+    # physical maps are the components' parameters of the theta draws
+    kt = model.components[0].parameters(np.moveaxis(post["theta_thermal"].values, 2, -1))[..., 0]
+    np.testing.assert_allclose(post["thermal_kT_keV"].values, kt, rtol=1e-12)
+    # the truth lies within the 99.9 % band of most pixels (mean-field VI ignores the amplitude-shape
+    # correlations, so it is overconfident: a loose bound that still fails for a wrong posterior)
+    mean, sd = maps["amplitude"].sel(stat="mean").values, maps["amplitude"].sel(stat="sd").values
+    assert np.mean(np.abs(mean - truth["amplitude"]) < 3.3 * sd) > 0.6
+    assert np.mean(np.abs(mean - truth["amplitude"]) / truth["amplitude"]) < 0.15
+    assert np.all(maps["deviance"].values < 3.0)
+    path = save_maps(tree, tmp_path / "maps.nc")
+    back = load_maps(path)
+    assert "posterior" not in back.children and back.attrs["method"] == "vi-meanfield"
+    np.testing.assert_allclose(back["maps"]["amplitude"].values, maps["amplitude"].values)
+    assert set(map_point(tree)) == {"amplitude", "theta_thermal", "theta_synchrotron"}
+
+
+def test_cube_nuts_small_cube_covers_truth():
+    comps, truth, cube = _toys().scene(6, 6, scale=300.0)
+    counts = np.random.default_rng(2).poisson(cube).astype(float)
+    model = CubeModel(comps, 6, 6, spatial_prior="smooth", spatial_scale=0.5)
+    init = point_from_maps(model, truth["amplitude"], truth["theta"])
+    tree = cube_nuts(
+        model,
+        counts,
+        key=jax.random.key(1),
+        num_warmup=100,
+        num_samples=100,
+        num_chains=1,
+        init=init,
+        progress=False,
+        check=False,
+    )
+    maps = summary_maps(tree)
+    lo, hi = maps["amplitude"].sel(stat="q05").values, maps["amplitude"].sel(stat="q95").values
+    inside = (lo <= truth["amplitude"]) & (truth["amplitude"] <= hi)
+    assert 0.7 <= inside.mean() <= 1.0
+    assert tree["sample_stats"]["diverging"].values.sum() < 5
+
+
+def test_pixel_fit_map_tree_and_bad_input(noiseless):
+    model, truth, cube = noiseless
+    tree = pixel_fit(model, cube, method="map", config=PIXEL, progress=False)
+    assert tree.attrs["method"] == "pixel-map" and tree.attrs["spatial_prior"] == "none"
+    assert np.isnan(summary_maps(tree)["amplitude"].sel(stat="sd").values).all()
+    with pytest.raises(CubeInputError, match="channels"):
+        cube_map(model, cube[:-1], progress=False)
+    with pytest.raises(CubeInputError, match="amplitude maps"):
+        point_from_maps(model, truth["amplitude"][:1], truth["theta"])
+    with pytest.raises(ValueError, match="key"):
+        pixel_fit(model, cube, method="nuts", progress=False)
