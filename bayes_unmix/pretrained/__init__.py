@@ -1,23 +1,38 @@
-"""Pretrained spectral models shipped with the package (trained on its own simulator library).
+"""Pretrained spectral models shipped with the package (trained on its own simulator libraries).
 
 >>> sorted(available())
-['nai3_steel_individual', 'nai3_steel_joint']
+['nai3_steel_individual', 'nai3_steel_joint', 'xray_synchrotron', 'xray_thermal']
 
-Reproduce them with ``python scripts/train_pretrained.py --seed 0`` (see that script).
+Gamma spectrometry (:func:`load_pretrained`): reproduce with
+``python scripts/train_pretrained.py --seed 0``. X-ray cube components (:func:`load_component`,
+``"xray_thermal"`` over kT 0.8-6 keV x z +-0.033, ``"xray_synchrotron"`` over photon index 1-4, on
+the 375-channel 3-8.48 keV grid of :mod:`bayes_unmix.data.xray`): reproduce with
+``python scripts/train_pretrained_xray.py --seed 0``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bayes_unmix.iae.component_model import IAEComponent
 from bayes_unmix.iae.spectral_model import SpectralModel
 
-__all__ = ["PRETRAINED_DIR", "PRETRAINED_NETWORK", "PRETRAINED_NUCLIDES", "available", "load_pretrained"]
+__all__ = [
+    "PRETRAINED_DIR",
+    "PRETRAINED_NETWORK",
+    "PRETRAINED_NUCLIDES",
+    "XRAY_COMPONENTS",
+    "available",
+    "load_component",
+    "load_pretrained",
+]
 
 PRETRAINED_DIR = Path(__file__).parent
 PRETRAINED_NUCLIDES = ("Co60", "Ba133", "Co57", "Cs137")
 #: Small networks keep all shipped files under 5 MB together.
 PRETRAINED_NETWORK = {"kind": "mlp", "n_layers": 3, "hidden_width": 64, "latent_width": 16, "activation": "gelu"}
+#: Shipped X-ray cube components.
+XRAY_COMPONENTS = ("xray_thermal", "xray_synchrotron")
 
 
 def available() -> list[str]:
@@ -25,9 +40,23 @@ def available() -> list[str]:
     return sorted(p.stem for p in PRETRAINED_DIR.glob("*.npz"))
 
 
-def load_pretrained(name: str) -> SpectralModel:
-    """Load a shipped model by name (see :func:`available`)."""
+def _path(name: str) -> Path:
     path = PRETRAINED_DIR / f"{name}.npz"
     if not path.is_file():
         raise KeyError(f"no pretrained model {name!r}; available: {available()}")
-    return SpectralModel.load(path)
+    return path
+
+
+def load_pretrained(name: str) -> SpectralModel:
+    """Load a shipped gamma-spectrometry model by name (see :func:`available`)."""
+    return SpectralModel.load(_path(name))
+
+
+def load_component(name: str) -> IAEComponent:
+    """Load a shipped X-ray cube component (``"xray_thermal"`` or ``"xray_synchrotron"``).
+
+    It satisfies :class:`~bayes_unmix.models.component.SpectralComponent`.
+    """
+    if name not in XRAY_COMPONENTS:
+        raise KeyError(f"no pretrained X-ray component {name!r}; choose from {list(XRAY_COMPONENTS)}")
+    return IAEComponent.load(_path(name))
