@@ -101,7 +101,7 @@ def test_protocol_and_validation():
 
 
 def test_flattening_round_trip():
-    comps, truth, cube = scene(10, 14)
+    comps, _, cube = scene(10, 14)
     model = CubeModel(comps, 10, 14)
     pixels = np.asarray(model.to_pixels(cube))
     assert pixels.shape == (140, 48)

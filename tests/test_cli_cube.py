@@ -1,0 +1,61 @@
+"""``bayes-unmix fit-cube``: outputs of a small fit, and one-line errors (exit 2, nothing written) on bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import bayes_unmix  # noqa: F401
+from bayes_unmix.cli import app
+from bayes_unmix.data.cube import save_cube, toy_remnant_cube
+
+runner = CliRunner()
+MODELS = ["--model", "thermal=xray_thermal", "--model", "synchrotron=xray_synchrotron"]
+
+
+@pytest.fixture(scope="module")
+def cube_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cube") / "toy.npz"
+    save_cube(toy_remnant_cube(0, size=8, radius=3.6, peak_counts=2000.0), path)
+    return path
+
+
+def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--method", "pixel", "-q"])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"maps.nc", "summary.json", "report.md", "maps_mean.png", "map_thermal_kT_keV.png"} <= names
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["attrs"]["method"] == "pixel-map"
+    kt = summary["maps"]["thermal_kT_keV"]["mean"]
+    assert 0.8 <= kt <= 6.0  # inside the trained range, in keV
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "thermal"], "NAME=MODEL"),
+        (["--model", "thermal=no_such_model"], "no model file"),
+        (["--model", "thermal=xray_thermal", "--method", "magic"], "unknown method"),
+        (["--model", "thermal=xray_thermal", "--prior", "wiggly"], "spatial prior"),
+    ],
+)
+def test_fit_cube_bad_options(cube_file, tmp_path, args, message):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit-cube", str(cube_file), *args, "--out", str(out)])
+    assert result.exit_code == 2 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_fit_cube_bad_cubes(tmp_path):
+    flat = tmp_path / "flat.npy"
+    np.save(flat, np.ones((375, 8)))
+    short = tmp_path / "short.npz"
+    np.savez(short, counts=np.ones((100, 8, 8)), energies_kev=np.linspace(3, 8, 100))
+    for path, message in [(flat, "height, width)"), (short, "channels"), (tmp_path / "none.npy", "no such")]:
+        out = tmp_path / "out"
+        result = runner.invoke(app, ["fit-cube", str(path), *MODELS, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and not out.exists()
