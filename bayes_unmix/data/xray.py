@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+ArrayLike = np.ndarray | jax.Array | float
 
 __all__ = [
     "DEFAULT_INSTRUMENT",
@@ -112,11 +114,11 @@ class Instrument:
         edges = self.channel_edges
         return 0.5 * (edges[1:] + edges[:-1])
 
-    def sigma_kev(self, energy_kev):
+    def sigma_kev(self, energy_kev: ArrayLike) -> ArrayLike:
         """Gaussian resolution ``sigma(E)`` in keV (numpy or jax input)."""
         return self.fwhm_6kev / 2.3548200450309493 * (energy_kev / 6.0) ** 0.5
 
-    def area(self, energy_kev):
+    def area(self, energy_kev: ArrayLike) -> ArrayLike:
         """Relative effective area (1 at low energy)."""
         return 1.0 / (1.0 + (energy_kev / self.area_knee_kev) ** self.area_slope)
 
@@ -357,12 +359,17 @@ class SimulatorComponent:
             raise ValueError(f"ranges must give one increasing (low, high) pair per parameter {self.parameter_names}")
 
     @classmethod
-    def thermal(cls, kt_range=(0.8, 6.0), z_range=(-0.033, 0.033), **kwargs) -> SimulatorComponent:
+    def thermal(
+        cls,
+        kt_range: tuple[float, float] = (0.8, 6.0),
+        z_range: tuple[float, float] = (-0.033, 0.033),
+        **kwargs: Any,
+    ) -> SimulatorComponent:
         """Thermal component over the SUSHI training box (kT 0.8-6 keV, z +-0.033)."""
         return cls("thermal", (tuple(kt_range), tuple(z_range)), **kwargs)
 
     @classmethod
-    def synchrotron(cls, gamma_range=(1.0, 4.0), **kwargs) -> SimulatorComponent:
+    def synchrotron(cls, gamma_range: tuple[float, float] = (1.0, 4.0), **kwargs: Any) -> SimulatorComponent:
         """Synchrotron component over photon index 1-4."""
         return cls("synchrotron", (tuple(gamma_range),), **kwargs)
 
