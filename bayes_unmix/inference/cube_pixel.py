@@ -185,7 +185,7 @@ def _nuts_sampler(model: CubeModel, config: PixelConfig):
             max_num_doublings=config.max_tree_depth,
         )
         (state, params), _ = warmup.run(k_warm, init, num_steps=config.num_warmup)
-        kernel = blackjax.nuts(logdensity, **params, max_num_doublings=config.max_tree_depth).step
+        kernel = blackjax.nuts(logdensity, **params).step  # params carry max_num_doublings
 
         def step(state, k):
             state, info = kernel(k, state)

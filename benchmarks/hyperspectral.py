@@ -1,0 +1,206 @@
+"""Toy X-ray cube: pixel-by-pixel fit vs SUSHI vs the Bayesian cube model (MAP, VI posterior mean).
+
+For the toy supernova-remnant cube (:func:`bayes_unmix.data.cube.toy_remnant_cube`, thermal +
+synchrotron, shipped IAE components) it reports
+
+* RMSE against the truth of the kT, z, photon-index and amplitude maps, over the pixels where the
+  component is present, and in the low-count half of those pixels;
+* coverage of per-pixel 90 % intervals: cube VI (mean-field) on the whole cube and per-pixel
+  BlackJAX NUTS on a crop of the remnant;
+* wall time to converge, SUSHI's cost reached, time to reach SUSHI's final cost and time per
+  1000 MAP iterations (reference: the published SUSHI code, ~1.14 s per iteration on 2 CPU cores).
+
+Run ``.venv/bin/python benchmarks/hyperspectral.py`` (``--size 48`` for a quicker, smaller cube);
+prints a table and writes ``benchmarks/results/hyperspectral.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import bayes_unmix  # noqa: F401  (float64)
+from bayes_unmix.data.cube import toy_remnant_cube
+from bayes_unmix.inference.cube import CubeMAPConfig, cube_map_point, cube_vi, point_from_maps
+from bayes_unmix.inference.cube_convert import summary_maps
+from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_draws, pixel_map_point
+from bayes_unmix.inference.sushi import SushiConfig, sushi
+from bayes_unmix.models.cube import CubeModel
+from bayes_unmix.pretrained import load_component
+
+RESULTS = Path(__file__).parent / "results" / "hyperspectral.json"
+REFERENCE_S_PER_ITER = 1.14
+PARAMS = (("thermal", 0, "kT_keV"), ("thermal", 1, "z"), ("synchrotron", 0, "photon_index"))
+
+
+def physical_maps(model: CubeModel, point: dict) -> dict[str, np.ndarray]:
+    """``{"kT_keV": (H, W), ..., "amplitude_thermal": (H, W), ...}`` from sites ``(P, ...)``."""
+    out = {}
+    for i, c in enumerate(model.components):
+        p = np.asarray(c.parameters(point[f"theta_{c.name}"]))
+        for k, name in enumerate(c.parameter_names):
+            out[name] = p[:, k].reshape(model.height, model.width)
+        out[f"amplitude_{c.name}"] = np.asarray(point["amplitude"])[:, i].reshape(model.height, model.width)
+    return out
+
+
+def scores(estimate: dict[str, np.ndarray], cube, low: np.ndarray) -> dict[str, float]:
+    """RMSE of each map over the pixels where its component is present (``_low``: low-count half)."""
+    truth, out = cube.truth, {}
+    for comp, k, name in PARAMS:
+        present = truth.amplitudes[truth.component_names.index(comp)] > 0
+        t = truth.parameters[comp][k]
+        for suffix, keep in (("", present), ("_low", present & low)):
+            out[f"{name}{suffix}"] = float(np.sqrt(np.mean((estimate[name][keep] - t[keep]) ** 2)))
+    for i, comp in enumerate(truth.component_names):
+        out[f"amplitude_{comp}"] = float(np.sqrt(np.mean((estimate[f"amplitude_{comp}"] - truth.amplitudes[i]) ** 2)))
+    return out
+
+
+def coverage(lo: dict, hi: dict, cube, crop=(slice(None), slice(None))) -> dict[str, float]:
+    truth, out = cube.truth, {}
+    for comp, k, name in PARAMS:
+        present = (truth.amplitudes[truth.component_names.index(comp)] > 0)[crop]
+        t = truth.parameters[comp][k][crop]
+        out[name] = float(np.mean((lo[name][present] <= t[present]) & (t[present] <= hi[name][present])))
+    for i, comp in enumerate(truth.component_names):
+        t = truth.amplitudes[i][crop]
+        key = f"amplitude_{comp}"
+        out[key] = float(np.mean((lo[key] <= t) & (t <= hi[key])))
+    return out
+
+
+def bounds_from_maps(tree) -> tuple[dict, dict]:
+    ds = summary_maps(tree)
+    lo, hi = {}, {}
+    for comp, _, name in PARAMS:
+        lo[name], hi[name] = (ds[f"{comp}_{name}"].sel(stat=s).values for s in ("q05", "q95"))
+    for comp in ds.component.values:
+        lo[f"amplitude_{comp}"], hi[f"amplitude_{comp}"] = (
+            ds["amplitude"].sel(component=comp, stat=s).values for s in ("q05", "q95")
+        )
+    return lo, hi
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=94)
+    parser.add_argument("--sushi-iter", type=int, default=1000)
+    parser.add_argument("--map-iter", type=int, default=1500)
+    parser.add_argument("--vi-steps", type=int, default=1500)
+    parser.add_argument("--nuts-crop", type=int, default=10, help="side of the remnant crop for per-pixel NUTS")
+    parser.add_argument("--prior-scale", type=float, default=0.1)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
+    comps = (load_component("xray_thermal"), load_component("xray_synchrotron"))
+    model = CubeModel(comps, args.size, args.size, spatial_scale=args.prior_scale)
+    total = cube.counts.sum(0)
+    inside = cube.truth.mask
+    low = total <= np.median(total[inside])
+    rows, timing = {}, {}
+
+    t0 = time.perf_counter()
+    pixel = pixel_map_point(model, cube.counts, progress=False)
+    timing["pixel_map_s"] = time.perf_counter() - t0
+    rows["pixel MAP"] = scores(physical_maps(model, pixel), cube, low)
+    print("done: pixel MAP", rows[list(rows)[-1]], flush=True)
+
+    config = SushiConfig(max_iter=args.sushi_iter)
+    res = sushi(cube.counts, comps, config=config, progress=False)
+    sushi_point = point_from_maps(model, res.amplitudes, res.theta)
+    rows["SUSHI"] = scores(physical_maps(model, sushi_point), cube, low)
+    print("done: SUSHI", rows[list(rows)[-1]], flush=True)
+    timing.update(
+        sushi_s=res.wall_time_s,
+        sushi_iterations=res.n_iterations,
+        sushi_converged=res.converged,
+        sushi_final_cost=float(res.cost_history[-1]),
+        sushi_s_per_1000_iter=1000 * res.wall_time_s / res.n_iterations,
+    )
+
+    cold = cube_map_point(model, cube.counts, config=CubeMAPConfig(max_iter=args.map_iter), progress=False)
+    reached = np.flatnonzero(cold.cost <= timing["sushi_final_cost"])
+    timing.update(
+        map_cold_s=cold.wall_time_s,
+        map_cold_iterations=cold.iterations,
+        map_cold_converged=cold.converged,
+        map_cold_final_cost=float(cold.cost[-1]),
+        map_s_to_sushi_cost=float(cold.seconds[reached[0]]) if reached.size else None,
+        map_s_per_1000_iter=1000 * float(cold.seconds[-1]) / max(cold.iterations, 1),
+    )
+    rows["cube MAP (cold start)"] = scores(physical_maps(model, cold.point), cube, low)
+    print("done: cube MAP cold", rows[list(rows)[-1]], flush=True)
+
+    warm = cube_map_point(model, cube.counts, init=pixel, config=CubeMAPConfig(max_iter=args.map_iter), progress=False)
+    timing.update(map_from_pixel_s=warm.wall_time_s, map_from_pixel_final_cost=float(warm.cost[-1]))
+    rows["cube MAP (pixel start)"] = scores(physical_maps(model, warm.point), cube, low)
+    print("done: cube MAP warm", rows[list(rows)[-1]], flush=True)
+
+    t0 = time.perf_counter()
+    tree = cube_vi(
+        model, cube.counts, key=jax.random.key(args.seed), steps=args.vi_steps, init=warm.point, progress=False
+    )
+    timing["vi_s"] = time.perf_counter() - t0
+    ds = summary_maps(tree)
+    vi_mean = {f"theta_{c}": ds[f"theta_{c}"].sel(stat="mean").values.reshape(-1, args.size**2).T for c in model.names}
+    vi_mean["amplitude"] = ds["amplitude"].sel(stat="mean").values.reshape(2, -1).T
+    rows["cube VI posterior mean"] = scores(physical_maps(model, vi_mean), cube, low)
+    print("done: VI", rows[list(rows)[-1]], flush=True)
+    cover = {"cube VI (mean-field)": coverage(*bounds_from_maps(tree), cube)}
+
+    # per-pixel NUTS on a crop of the remnant (its shell, where both components are present)
+    c0 = args.size // 2 - int(0.3 * args.size)
+    crop = (slice(c0, c0 + args.nuts_crop), slice(c0, c0 + args.nuts_crop))
+    sub = CubeModel(comps, args.nuts_crop, args.nuts_crop, spatial_prior="none")
+    t0 = time.perf_counter()
+    cfg = PixelConfig(num_warmup=300, num_samples=400, num_chains=2)
+    draws, _ = pixel_draws(sub, cube.counts[:, crop[0], crop[1]], key=jax.random.key(1), config=cfg, progress=False)
+    timing["pixel_nuts_crop_s"] = time.perf_counter() - t0
+    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
+    q = {}
+    for s, p in (("lo", 0.05), ("hi", 0.95)):
+        amp = np.quantile(flat["amplitude"], p, axis=0)  # (P, C)
+        q[s] = {f"amplitude_{c.name}": amp[:, i].reshape(args.nuts_crop, -1) for i, c in enumerate(comps)}
+        for c in comps:
+            params = np.asarray(c.parameters(flat[f"theta_{c.name}"]))
+            for k, name in enumerate(c.parameter_names):
+                q[s][name] = np.quantile(params[..., k], p, axis=0).reshape(args.nuts_crop, args.nuts_crop)
+    cover["pixel NUTS (crop)"] = coverage(q["lo"], q["hi"], cube, crop)
+
+    report = {
+        "settings": vars(args) | {"out": str(args.out), "devices": len(jax.devices()), "cpus": os.cpu_count()},
+        "rmse": rows,
+        "coverage_90": cover,
+        "timing": timing,
+        "reference_sushi_s_per_iter": REFERENCE_S_PER_ITER,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=float))
+    print_table(report)
+
+
+def print_table(report: dict) -> None:
+    keys = list(next(iter(report["rmse"].values())))
+    print(f"RMSE vs truth (toy cube {report['settings']['size']}^2; _low: low-count half of the pixels)")
+    print(f"{'method':>24} " + " ".join(f"{k[:14]:>14}" for k in keys))
+    for method, row in report["rmse"].items():
+        print(f"{method:>24} " + " ".join(f"{row[k]:14.4g}" for k in keys))
+    print("\nCoverage of per-pixel 90 % intervals")
+    for method, row in report["coverage_90"].items():
+        print(f"{method:>24} " + " ".join(f"{k}={v:.3f}" for k, v in row.items()))
+    print("\nTiming (s)")
+    for k, v in report["timing"].items():
+        print(f"{k:>28}: {v}")
+
+
+if __name__ == "__main__":
+    main()
