@@ -26,7 +26,7 @@ TINY_NETWORK = {"kind": "mlp", "n_layers": 2, "hidden_width": 32, "latent_width"
 
 @pytest.fixture(scope="module")
 def tiny_sync() -> IAEComponent:
-    config = dataclasses.replace(XRAY_TRAINING, epochs=600, batch_size=8, learning_rate=1e-2, eval_every=200)
+    config = dataclasses.replace(XRAY_TRAINING, epochs=300, batch_size=8, learning_rate=1e-2, eval_every=100)
     return train_component(
         synchrotron_library(80), key=jax.random.key(0), network=TINY_NETWORK, config=config, progress=False
     )
