@@ -57,7 +57,7 @@ def demo(
     if cube:
         from bayes_unmix.cube_workflow import run_cube_demo
 
-        typer.echo("Toy supernova-remnant cube (thermal + synchrotron): pixel MAP -> cube MAP -> mean-field VI...")
+        typer.echo("Toy supernova-remnant cube (thermal + synchrotron): cube MAP -> mean-field VI...")
         _, summary, written, seconds = run_cube_demo(out, seed=seed, quick=quick, progress=not quiet)
         typer.echo(f"{'map':>26} {'RMSE':>10} {'90% coverage':>13}")
         for label, entry in summary.items():

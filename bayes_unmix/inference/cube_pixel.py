@@ -42,8 +42,8 @@ __all__ = ["PixelConfig", "pixel_draws", "pixel_fit", "pixel_map_point"]
 class PixelConfig:
     """Settings of the per-pixel fits.
 
-    MAP: ``grid`` candidate latents (the components' neutral point, then uniform draws in the
-    ``theta_bounds`` box from ``grid_seed``), ``em_iterations`` amplitude updates per candidate,
+    MAP: ``grid`` candidate latents (the components' neutral point, then draws from ``grid_seed``:
+    uniform in the ``theta_bounds`` box, or flat-Dirichlet weights for barycentric latents), ``em_iterations`` amplitude updates per candidate,
     ``newton_iterations`` damped Newton steps. NUTS: ``num_warmup``, ``num_samples``, ``num_chains``,
     ``max_tree_depth``, ``target_accept``. ``block_size``: pixels per compiled call.
     """
@@ -65,8 +65,14 @@ def _candidates(model: CubeModel, config: PixelConfig) -> dict[str, jax.Array]:
     out = {}
     for c in model.components:
         low, high = (np.asarray(b, dtype=np.float64) for b in c.theta_bounds)
-        draws = low + (high - low) * rng.uniform(size=(config.grid - 1, c.n_latent))
-        out[c.name] = jnp.asarray(np.vstack([np.asarray(c.initial_theta(), np.float64)[None], draws]))
+        centre = np.asarray(c.initial_theta(), np.float64)
+        if c.n_latent > 1 and np.isclose(centre.sum(), 1.0) and np.all(centre > 0):
+            # barycentric latents (IAE): convex combinations of the anchors; the box of ``theta_bounds``
+            # is much wider and mostly holds extrapolated spectra and parameters
+            draws = rng.dirichlet(np.ones(c.n_latent), size=config.grid - 1)
+        else:
+            draws = low + (high - low) * rng.uniform(size=(config.grid - 1, c.n_latent))
+        out[c.name] = jnp.asarray(np.vstack([centre[None], np.clip(draws, low, high)]))
     return out
 
 
