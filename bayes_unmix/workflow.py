@@ -37,18 +37,18 @@ class FitInputError(ValueError):
 
 def load_model(model: str | Path | SpectralModel) -> SpectralModel:
     """A spectral model from a file path, or a pretrained model by name (a model passes through)."""
-    from bayes_unmix.pretrained import available, load_pretrained
+    from bayes_unmix.pretrained import gamma_models, load_pretrained
 
     if isinstance(model, SpectralModel):
         return model
     try:
         if Path(model).is_file():
             return SpectralModel.load(model)
-        if str(model) in available():
+        if str(model) in gamma_models():
             return load_pretrained(str(model))
     except ModelFileError as exc:
         raise FitInputError(str(exc)) from None
-    raise FitInputError(f"no model file {model!s} (pretrained models: {', '.join(available())})")
+    raise FitInputError(f"no model file {model!s} (pretrained models: {', '.join(gamma_models())})")
 
 
 def prepare_counts(path: str | Path, preprocessing: Preprocessing) -> tuple[np.ndarray, float | None]:

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from bayes_unmix.cli import app
 from bayes_unmix.demo import simulate_measurement
 from bayes_unmix.inference.result import SUMMARY_COLUMNS, UnmixingResult
-from bayes_unmix.pretrained import available, load_pretrained
+from bayes_unmix.pretrained import available, gamma_models, load_pretrained
 
 runner = CliRunner()
 
@@ -23,12 +23,15 @@ def measurement(tmp_path_factory):
 
 
 def test_pretrained_models_ship_and_load():
-    assert available() == ["nai3_steel_individual", "nai3_steel_joint"]
+    assert available() == ["nai3_steel_individual", "nai3_steel_joint", "xray_synchrotron", "xray_thermal"]
+    assert gamma_models() == ["nai3_steel_individual", "nai3_steel_joint"]
     joint = load_pretrained("nai3_steel_joint")
     assert joint.joint and joint.nuclides == ("Co60", "Ba133", "Co57", "Cs137") and joint.n_channels == 400
     assert set(joint.efficiencies) == set(joint.nuclides)
     with pytest.raises(KeyError, match="no pretrained model"):
         load_pretrained("nope")
+    with pytest.raises(KeyError, match="X-ray cube component"):
+        load_pretrained("xray_thermal")
 
 
 @pytest.mark.filterwarnings("ignore::bayes_unmix.inference.checks.ConvergenceWarning")  # deliberately short chains

@@ -23,6 +23,7 @@ __all__ = [
     "PRETRAINED_NUCLIDES",
     "XRAY_COMPONENTS",
     "available",
+    "gamma_models",
     "load_component",
     "load_pretrained",
 ]
@@ -48,8 +49,15 @@ def _path(name: str) -> Path:
 
 
 def load_pretrained(name: str) -> SpectralModel:
-    """Load a shipped gamma-spectrometry model by name (see :func:`available`)."""
+    """Load a shipped gamma-spectrometry model by name (see :func:`gamma_models`)."""
+    if name in XRAY_COMPONENTS:
+        raise KeyError(f"{name!r} is an X-ray cube component (use load_component); gamma models: {gamma_models()}")
     return SpectralModel.load(_path(name))
+
+
+def gamma_models() -> list[str]:
+    """Names of the shipped gamma-spectrometry models."""
+    return [name for name in available() if name not in XRAY_COMPONENTS]
 
 
 def load_component(name: str) -> IAEComponent:
