@@ -258,7 +258,9 @@ def fit_cube(
     ] = "map",
     background: Annotated[Path | None, typer.Option(help="Expected background counts .npy: (E, H, W) or (E,).")] = None,
     prior: Annotated[str, typer.Option(help="Spatial prior of the latent maps: starlet, smooth or none.")] = "starlet",
-    prior_scale: Annotated[float, typer.Option(min=1e-6, help="Spatial prior scale (fraction of latent range).")] = 0.1,
+    prior_scale: Annotated[
+        float, typer.Option(min=1e-6, help="Spatial prior scale (fraction of latent range).")
+    ] = 0.02,
     steps: Annotated[int, typer.Option(min=1, help="VI steps.")] = 1500,
     guide: Annotated[str, typer.Option(help="VI guide: meanfield or lowrank.")] = "meanfield",
     num_warmup: Annotated[int, typer.Option(min=1, help="NUTS warm-up steps.")] = 300,

@@ -157,7 +157,7 @@ def fit_cube(
     method: str = "map",
     background=None,
     spatial_prior: str = "starlet",
-    spatial_scale: float = 0.1,
+    spatial_scale: float = 0.02,
     vi_steps: int = 1500,
     guide: str = "meanfield",
     num_warmup: int = 300,

@@ -84,7 +84,7 @@ class CubeModel:
     width: int
     spatial_prior: SpatialPrior = "starlet"
     n_scales: int = 2
-    spatial_scale: float = 0.1
+    spatial_scale: float = 0.02
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
