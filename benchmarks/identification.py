@@ -11,7 +11,9 @@ Method: :func:`bayes_unmix.inference.identify.identify` with a joint spectral mo
 SEMSUN training thicknesses (likelihood-ratio decision at ``alpha`` per absent nuclide, a free shield).
 Metrics as published: FPR = absent nuclides reported present / absent nuclides; FNR = present
 nuclides missed / present nuclides; RAE = median relative absolute error of the counts of the
-correctly detected nuclides. Published (steel deformation): MoSeVa 0.89 / 5.70 / 7.46 %, CNN
+correctly detected nuclides. Because FNR depends mostly on how many nuclides are drawn below any
+detection limit, it is also given among nuclides whose true counts reach the spectrum's ISO 11929
+detection limit (where the rule promises FNR <= beta = 5 %) and by true counts. Published (steel deformation): MoSeVa 0.89 / 5.70 / 7.46 %, CNN
 0.92 / 8.62 / 13.2 %. Without ``../shared`` the script falls back to the package simulator and the
 pretrained model (a different, self-consistent test; labelled as such).
 
@@ -140,6 +142,15 @@ def main() -> None:
             "by_nuclide_fnr_pct": [m["fnr_pct"] for m in per],
             "low_counts_under_1000": metrics(truth[low], present[low], result.counts[low]),
         }
+    detectable = truth >= result.detection_limit  # ISO 11929: found with probability >= 1 - beta there
+    for name, present in rules.items():
+        rows[name]["fnr_above_detection_limit_pct"] = metrics(
+            np.where(detectable, truth, 0.0), present | ~detectable, result.counts
+        )["fnr_pct"]
+        rows[name]["fnr_by_true_counts_pct"] = {
+            f"{lo}-{hi}": metrics(np.where((truth >= lo) & (truth < hi), truth, 0.0), present, result.counts)["fnr_pct"]
+            for lo, hi in ((1, 100), (100, 1000), (1000, 10**6))
+        }
     rows["inclusion probability > 0.5"]["brier"] = float(np.mean((result.probability_present - (truth > 0)) ** 2))
 
     print(
@@ -152,6 +163,11 @@ def main() -> None:
             f"{'  per nuclide FPR ' + ' '.join(NUCLIDES):44} " + " ".join(f"{v:6.2f}" for v in r["by_nuclide_fpr_pct"])
         )
         print(f"{'  per nuclide FNR':44} " + " ".join(f"{v:6.2f}" for v in r["by_nuclide_fnr_pct"]))
+        by = r["fnr_by_true_counts_pct"]
+        print(
+            f"{'  FNR above detection limit / by true counts':44} {r['fnr_above_detection_limit_pct']:7.2f}  "
+            + "  ".join(f"{k}: {v:.1f}" for k, v in by.items())
+        )
         lo = r["low_counts_under_1000"]
         print(f"{'  total < 1000 counts':44} {lo['fpr_pct']:7.2f} {lo['fnr_pct']:7.2f} {lo['rae_pct']:7.2f}")
     for name, (fpr, fnr, rae) in PUBLISHED.items():
