@@ -160,6 +160,32 @@ def _detection_limit(sd_fn, counts, latent, idx, threshold, k_beta, iterations: 
     return limit
 
 
+def _deviances(full: GammaMixture, nulls, fit: dict, counts: np.ndarray, map_config: MAPConfig) -> np.ndarray:
+    """``2 [log L(full) - log L(a_i = 0)]`` per spectrum and nuclide ``(B, S)``, floored at 0."""
+    y = jnp.asarray(counts)
+    loglik_full = _log_likelihood(full, fit, y)
+    deviance = [
+        2.0 * (loglik_full - _log_likelihood(null, map_batch(null, counts, config=map_config), y)) for null in nulls
+    ]
+    return np.maximum(np.stack(deviance, axis=1), 0.0)
+
+
+def _limits(full: GammaMixture, fit: dict, alpha: float, config: IdentificationConfig):
+    """Estimates, standard uncertainties, decision thresholds, detection limits and upper limits (counts)."""
+    a, latent = _free_parameters(full, fit)
+    offset = len(full.components) - len(full.nuclides)
+    idx = jnp.arange(len(full.nuclides)) + offset
+    sd_fn = _fisher_sd(full)
+    estimate = np.asarray(a[:, offset:])
+    sd = np.asarray(sd_fn(a, latent, idx, jnp.asarray(estimate)))
+    threshold = stats.norm.isf(alpha) * np.asarray(sd_fn(a, latent, idx, jnp.zeros_like(estimate)))
+    k_beta = float(stats.norm.isf(config.beta))
+    detection = np.asarray(_detection_limit(sd_fn, a, latent, idx, jnp.asarray(threshold), k_beta))
+    omega = stats.norm.cdf(estimate / sd)
+    upper = estimate + stats.norm.isf(omega * config.gamma / 2.0) * sd
+    return estimate, sd, threshold, detection, upper
+
+
 def identify(
     mix: GammaMixture, counts: np.ndarray, *, config: IdentificationConfig = IdentificationConfig()
 ) -> Identification:
@@ -176,32 +202,14 @@ def identify(
     if counts.shape[1] != mix.n_channels:
         raise ValueError(f"counts must have {mix.n_channels} channels, got {counts.shape[1]}")
     full, nulls = _hypotheses(mix)
-    y = jnp.asarray(counts)
     fit = map_batch(full, counts, config=config.map)
-    loglik_full = _log_likelihood(full, fit, y)
-    deviance = []
-    for null in nulls:
-        deviance.append(2.0 * (loglik_full - _log_likelihood(null, map_batch(null, counts, config=config.map), y)))
-    deviance = np.maximum(np.stack(deviance, axis=1), 0.0)
-
+    deviance = _deviances(full, nulls, fit, counts, config.map)
     alpha = config.alpha / len(full.nuclides) if config.familywise else config.alpha
     critical = float(stats.chi2.isf(2.0 * alpha, df=1))
-    a, latent = _free_parameters(full, fit)
-    offset = len(full.components) - len(full.nuclides)
-    idx = jnp.arange(len(full.nuclides)) + offset
-    sd_fn = _fisher_sd(full)
-    estimate = np.asarray(a[:, offset:])
-    sd = np.asarray(sd_fn(a, latent, idx, jnp.asarray(estimate)))
-    threshold = stats.norm.isf(alpha) * np.asarray(sd_fn(a, latent, idx, jnp.zeros_like(estimate)))
-    detection = np.asarray(
-        _detection_limit(sd_fn, a, latent, idx, jnp.asarray(threshold), float(stats.norm.isf(config.beta)))
-    )
+    estimate, sd, threshold, detection, upper = _limits(full, fit, alpha, config)
     omega = stats.norm.cdf(estimate / sd)
-    upper = estimate + stats.norm.isf(omega * config.gamma / 2.0) * sd
-
     occam = np.sqrt(2 * np.pi) * sd * omega / (full.count_max * np.maximum(counts.sum(1, keepdims=True), 1.0))
-    log_bf = deviance / 2.0 + np.log(occam)
-    log_odds = log_bf + np.log(config.prior_inclusion / (1.0 - config.prior_inclusion))
+    log_odds = deviance / 2.0 + np.log(occam) + np.log(config.prior_inclusion / (1.0 - config.prior_inclusion))
     probability = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
 
     parameter = _parameter(full, fit, len(counts))

@@ -198,6 +198,8 @@ def _check(mix: GammaMixture) -> SpectralModel:
         raise ValueError("SEMSUN needs a mixture with an IAE spectral model of two anchors")
     if mix.known_weights is not None:
         raise ValueError("the shielding is known (known_weights): use nnpu on the fixed templates")
+    if mix.absent:
+        raise ValueError("SEMSUN fits every nuclide: build the mixture without absent nuclides")
     return sm
 
 
