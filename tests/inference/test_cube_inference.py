@@ -1,11 +1,13 @@
 """Cube inference: whole-cube MAP recovers a noiseless cube, VI/NUTS intervals cover the truth,
 pixel-by-pixel fits, and the DataTree schema (saved and reloaded)."""
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -125,3 +127,79 @@ def test_pixel_fit_map_tree_and_bad_input(noiseless):
         point_from_maps(model, truth["amplitude"][:1], truth["theta"])
     with pytest.raises(ValueError, match="key"):
         pixel_fit(model, cube, method="nuts", progress=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Barycentric:
+    """IAE-like component: log-space mixture of three anchor spectra with barycentric weights, in a wide
+    ``theta_bounds`` box whose off-simplex part decodes to extrapolated spectra and exploding parameters."""
+
+    name: str = "thermal"
+    n_latent: int = 3
+    n_channels: int = 48
+    parameter_names: tuple[str, ...] = ("kT_keV",)
+
+    @property
+    def theta_bounds(self):
+        return jnp.array([-3.0, -2.0, -4.0]), jnp.array([4.0, 3.0, 5.0])
+
+    def initial_theta(self):
+        return jnp.full(3, 1.0 / 3.0)
+
+    def _anchor_logs(self):
+        e = jnp.linspace(3.0, 8.0, self.n_channels)
+        kt, line = jnp.array([1.0, 2.5, 6.0])[:, None], jnp.array([4.0, 5.5, 6.7])[:, None]
+        s = jnp.exp(-e / kt) + 0.3 * jnp.exp(-0.5 * ((e - line) / 0.2) ** 2)
+        return jnp.log(s / s.sum(-1, keepdims=True))
+
+    def parameters(self, theta):
+        theta = jnp.asarray(theta)
+        kt = jnp.exp(theta @ jnp.log(jnp.array([1.0, 2.5, 6.0])) + 8.0 * (theta.sum(-1) - 1.0) ** 2)
+        return kt[..., None]
+
+    def spectra(self, theta):
+        return jax.nn.softmax(jnp.asarray(theta) @ self._anchor_logs(), axis=-1)
+
+
+def test_pixel_map_keeps_barycentric_latents_on_the_simplex():
+    comp, power = _Barycentric(), _toys().PowerLaw()
+    rng = np.random.default_rng(3)
+    n = 3
+    weights = rng.dirichlet(np.full(3, 3.0), size=n * n)  # (P, 3), inside the simplex
+    gamma = rng.uniform(-0.5, 0.5, size=(n * n, 1))
+    amp = rng.uniform(200.0, 600.0, size=(n * n, 2))
+    expected = amp[:, :1] * np.asarray(comp.spectra(weights)) + amp[:, 1:] * np.asarray(power.spectra(gamma))
+    model = CubeModel((comp, power), n, n, spatial_prior="none")
+    cube = expected.T.reshape(-1, n, n)
+    point = pixel_map_point(
+        model, cube, config=PixelConfig(grid=32, newton_iterations=40, block_size=16), progress=False
+    )
+    theta = point["theta_thermal"]
+    low, high = (np.asarray(b) for b in comp.theta_bounds)
+    assert np.all((theta >= low) & (theta <= high)) and np.all(theta >= 0)
+    np.testing.assert_allclose(theta.sum(-1), 1.0, atol=1e-12)
+    kt_true, kt = np.asarray(comp.parameters(weights)), np.asarray(comp.parameters(theta))
+    np.testing.assert_allclose(kt, kt_true, rtol=1e-3)
+    np.testing.assert_allclose(point["amplitude"], amp, rtol=1e-2)  # the Exponential prior shrinks by ~1 count
+
+
+def test_pixel_map_with_pretrained_iae_components_stays_physical():
+    from bayes_unmix.data.cube import toy_remnant_cube
+    from bayes_unmix.pretrained import load_component
+
+    comps = (load_component("xray_thermal"), load_component("xray_synchrotron"))
+    cube = toy_remnant_cube(0, size=12, radius=41.0 * 12 / 94)
+    counts = cube.counts[:, 3:7, 3:7]
+    model = CubeModel(comps, 4, 4, spatial_prior="none")
+    point = pixel_map_point(model, counts, config=PixelConfig(grid=32, block_size=16), progress=False)
+    kt = np.asarray(comps[0].parameters(point["theta_thermal"]))[:, 0]
+    gamma = np.asarray(comps[1].parameters(point["theta_synchrotron"]))[:, 0]
+    for c in comps:  # within the box and on the simplex of the anchors
+        low, high = (np.asarray(b) for b in c.theta_bounds)
+        theta = point[f"theta_{c.name}"]
+        assert np.all((theta >= low) & (theta <= high)) and np.all(theta >= 0)
+    # the training ranges are kT 0.8-6 keV and Gamma 1-4; the box search gave kT ~ 1e4-1e5 keV
+    assert np.all((kt > 0.7) & (kt < 7.0)) and np.all((gamma > 0.9) & (gamma < 4.1))
+    truth = cube.truth.parameters["thermal"][0][3:7, 3:7].reshape(-1)
+    present = np.isfinite(truth)
+    assert np.median(np.abs(kt[present] - truth[present])) < 1.0
