@@ -203,3 +203,20 @@ def test_pixel_map_with_pretrained_iae_components_stays_physical():
     truth = cube.truth.parameters["thermal"][0][3:7, 3:7].reshape(-1)
     present = np.isfinite(truth)
     assert np.median(np.abs(kt[present] - truth[present])) < 1.0
+
+
+def test_cube_vi_pixel_guide_keeps_amplitude_correlations(noisy):
+    model, truth, counts = noisy
+    init = point_from_maps(model, truth["amplitude"], truth["theta"])
+    tree = cube_vi(model, counts, key=jax.random.key(0), guide="pixel", steps=300, init=init, progress=False)
+    assert tree.attrs["method"] == "vi-pixel"
+    amp = tree["posterior"]["amplitude"].values[0]  # (draw, component, y, x)
+    # the two amplitudes of a pixel trade counts: negatively correlated (zero under a mean-field guide)
+    a, b = (amp[:, i].reshape(amp.shape[0], -1) for i in range(2))
+    corr = np.mean((a - a.mean(0)) * (b - b.mean(0)), 0) / (a.std(0) * b.std(0))
+    assert np.median(corr) < -0.2
+    maps = summary_maps(tree)
+    mean, sd = maps["amplitude"].sel(stat="mean").values, maps["amplitude"].sel(stat="sd").values
+    assert np.mean(np.abs(mean - truth["amplitude"]) < 3.3 * sd) > 0.8
+    with pytest.raises(ValueError, match="guide"):
+        cube_vi(model, counts, key=jax.random.key(0), guide="full", init=init, progress=False)
