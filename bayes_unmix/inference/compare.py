@@ -13,6 +13,7 @@ prior widths). When they disagree, say so rather than pick one.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 
 import arviz as az
@@ -25,7 +26,7 @@ from bayes_unmix.inference.mcmc import NUTSConfig, nuts
 from bayes_unmix.inference.result import UnmixingResult
 from bayes_unmix.models.gamma import GammaMixture
 
-__all__ = ["ModelComparison", "compare_fits", "compare_models", "pareto_k"]
+__all__ = ["ModelComparison", "compare_fits", "compare_models", "good_k_threshold", "pareto_k"]
 
 
 def _check_same_data(results: Mapping[str, UnmixingResult]) -> None:
@@ -41,14 +42,30 @@ def _check_same_data(results: Mapping[str, UnmixingResult]) -> None:
 
 def compare_fits(results: Mapping[str, UnmixingResult]) -> pd.DataFrame:
     """ArviZ comparison table (``rank, elpd, elpd_diff, dse, weight, ...``) of fits of one spectrum,
-    best first, by PSIS-LOO with stacking weights, plus ``max_pareto_k`` and ``n_bad_k`` (channels with
-    k > 0.7, whose LOO terms are unreliable)."""
+    best first, by PSIS-LOO with stacking weights, plus ``max_pareto_k`` and ``n_bad_k`` (channels whose
+    k exceeds :func:`good_k_threshold`, so their LOO terms are unreliable)."""
     _check_same_data(results)
-    table = az.compare({name: r.tree for name, r in results.items()}, round_to="none")
-    ks = {name: pareto_k(r) for name, r in results.items()}
+    with warnings.catch_warnings():  # ArviZ's generic Pareto-k warning is replaced by one naming the models
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        table = az.compare({name: r.tree for name, r in results.items()}, round_to="none")
+        ks = {name: pareto_k(r) for name, r in results.items()}
     table["max_pareto_k"] = [float(ks[name].max()) for name in table.index]
-    table["n_bad_k"] = [int(np.sum(ks[name] > 0.7)) for name in table.index]
+    table["n_bad_k"] = [int(np.sum(ks[name] > good_k_threshold(results[name]))) for name in table.index]
+    unreliable = [f"{name} ({n} channels)" for name, n in zip(table.index, table["n_bad_k"]) if n]
+    if unreliable:
+        warnings.warn(
+            f"PSIS-LOO is unreliable (high Pareto k) for {', '.join(unreliable)}: compare with care or refit",
+            UserWarning,
+            stacklevel=2,
+        )
     return table
+
+
+def good_k_threshold(result: UnmixingResult) -> float:
+    """Pareto-k above which PSIS is unreliable for this many draws S: ``min(1 - 1/log10 S, 0.7)``
+    (Vehtari et al. 2024, the rule ArviZ warns with)."""
+    draws = result.posterior.sizes["chain"] * result.posterior.sizes["draw"]
+    return float(min(1.0 - 1.0 / np.log10(max(draws, 11)), 0.7))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +109,8 @@ def compare_models(
     counts: np.ndarray,
     *,
     key: jax.Array,
-    nuts_config: NUTSConfig = NUTSConfig(),
-    smc_config: SMCConfig = SMCConfig(),
+    nuts_config: NUTSConfig | None = None,
+    smc_config: SMCConfig | None = None,
     progress: bool = False,
 ) -> ModelComparison:
     """Compare mixtures (e.g. joint vs individual, with vs without a nuclide) on one spectrum ``(n,)``.
@@ -104,6 +121,7 @@ def compare_models(
         raise ValueError("compare at least two models")
     if len({m.n_channels for m in mixtures.values()}) != 1:
         raise ValueError("the models have different channel grids")
+    nuts_config, smc_config = nuts_config or NUTSConfig(), smc_config or SMCConfig()
     keys = jax.random.split(key, 2 * len(mixtures))
     fits, evidences = {}, {}
     for i, (name, mix) in enumerate(mixtures.items()):
@@ -113,5 +131,5 @@ def compare_models(
 
 
 def pareto_k(result: UnmixingResult) -> np.ndarray:
-    """Pareto-k of every channel's PSIS-LOO term (above 0.7: that channel's LOO estimate is unreliable)."""
+    """Pareto-k of every channel's PSIS-LOO term (above :func:`good_k_threshold`: unreliable)."""
     return np.asarray(az.loo(result.tree, pointwise=True).pareto_k).ravel()

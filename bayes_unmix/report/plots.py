@@ -139,7 +139,7 @@ def plot_comparison(loo, evidence) -> Figure:
     fig, (ax_l, ax_b) = plt.subplots(1, 2, figsize=(10, 0.5 * len(loo) + 2.0))
     y = np.arange(len(loo))
     ax_l.errorbar(loo["elpd_diff"], y, xerr=loo["dse"], fmt="o", color="tab:blue", capsize=3)
-    labels = [f"{name}" + (f" (k>0.7: {n})" if n else "") for name, n in zip(loo.index, loo["n_bad_k"])]
+    labels = [f"{name}" + (f" (bad Pareto k: {n})" if n else "") for name, n in zip(loo.index, loo["n_bad_k"])]
     ax_l.set(yticks=y, yticklabels=labels, xlabel="ELPD difference to best (LOO)", title="predictive accuracy")
     ax_l.axvline(0, color="k", lw=0.5)
     yb = np.arange(len(evidence))
