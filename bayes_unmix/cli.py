@@ -262,7 +262,9 @@ def fit_cube(
         float, typer.Option(min=1e-6, help="Spatial prior scale (fraction of latent range).")
     ] = 0.02,
     steps: Annotated[int, typer.Option(min=1, help="VI steps.")] = 1500,
-    guide: Annotated[str, typer.Option(help="VI guide: meanfield or lowrank.")] = "meanfield",
+    guide: Annotated[
+        str, typer.Option(help="VI guide: meanfield, lowrank or pixel (full covariance within each pixel).")
+    ] = "meanfield",
     num_warmup: Annotated[int, typer.Option(min=1, help="NUTS warm-up steps.")] = 300,
     num_samples: Annotated[int, typer.Option(min=1, help="NUTS draws per chain.")] = 300,
     chains: Annotated[int, typer.Option(min=1, help="NUTS chains.")] = 2,

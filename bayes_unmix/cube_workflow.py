@@ -175,8 +175,8 @@ def fit_cube(
     """
     if method not in METHODS:
         raise CubeFitError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    if guide not in ("meanfield", "lowrank"):
-        raise CubeFitError(f"unknown guide {guide!r}; use meanfield or lowrank")
+    if guide not in ("meanfield", "lowrank", "pixel"):
+        raise CubeFitError(f"unknown guide {guide!r}; use meanfield, lowrank or pixel")
     data = _load_cube(cube)
     components = load_components(models)
     model = _build_model(components, data.counts, spatial_prior, spatial_scale)
