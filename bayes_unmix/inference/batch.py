@@ -31,7 +31,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import initialize_model, log_density, unconstrain_fn
 
 from bayes_unmix.inference._util import sample_sites, shard
-from bayes_unmix.inference.map import MAPConfig, _newton, map_batch
+from bayes_unmix.inference.map import MAPConfig, damped_newton, map_batch
 from bayes_unmix.models.gamma import GammaMixture, make_model
 
 __all__ = ["derived", "laplace_batch", "variational_batch"]
@@ -192,7 +192,7 @@ def _compiled_mode(mix: GammaMixture, iterations: int):
     def mode(counts, map_point):
         potential = lambda z: potential_fn(counts)(unravel(z))
         # the MAP's damped Newton (exact Hessians), reused on the potential
-        return _newton(potential, _unconstrained_map(mix, counts, map_point), iterations)[0]
+        return damped_newton(potential, _unconstrained_map(mix, counts, map_point), iterations)[0]
 
     return jax.jit(jax.vmap(mode))
 

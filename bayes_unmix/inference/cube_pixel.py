@@ -37,6 +37,7 @@ from bayes_unmix.inference._util import shard
 from bayes_unmix.inference.checks import convergence_report
 from bayes_unmix.inference.cube import _inside, _supports, sample_sites
 from bayes_unmix.inference.cube_convert import to_cube_datatree
+from bayes_unmix.inference.map import damped_newton
 from bayes_unmix.models.cube import CubeModel, make_pixel_model
 
 __all__ = ["PixelConfig", "pixel_draws", "pixel_fit", "pixel_map_point"]
@@ -110,23 +111,6 @@ def _em(templates: jax.Array, x: jax.Array, bkg: jax.Array, iterations: int) -> 
     return a, jnp.sum(x * jnp.log(rate) - rate)
 
 
-def _newton(objective, x0: jax.Array, iterations: int) -> jax.Array:
-    """Levenberg-Marquardt on the exact Hessian; a step is kept only if it lowers the objective."""
-    grad_fn, hessian_fn = jax.grad(objective), jax.hessian(objective)
-
-    def step(carry, _):
-        x, value, damping = carry
-        h = hessian_fn(x)
-        trial = x - jnp.linalg.solve(h + damping * jnp.diag(jnp.abs(jnp.diag(h)) + 1e-9), grad_fn(x))
-        trial_value = objective(trial)
-        better = jnp.isfinite(trial_value) & (trial_value < value)
-        damping = jnp.where(better, damping * 0.3, damping * 10.0)
-        return (jnp.where(better, trial, x), jnp.where(better, trial_value, value), damping), None
-
-    (x, _, _), _ = jax.lax.scan(step, (x0, objective(x0), jnp.asarray(1e-3)), None, length=iterations)
-    return x
-
-
 @functools.lru_cache(maxsize=8)
 def _map_solver(model: CubeModel, config: PixelConfig):
     program = make_pixel_model(model.components)
@@ -152,7 +136,7 @@ def _map_solver(model: CubeModel, config: PixelConfig):
         flat0, unravel = ravel_pytree({k: bijections[k].inv(v) for k, v in start.items()})
         constrain = lambda f: {k: bijections[k](v) for k, v in unravel(f).items()}
         objective = lambda f: -log_density(program, (x, bkg), {}, constrain(f))[0]
-        return constrain(_newton(objective, flat0, config.newton_iterations))
+        return constrain(damped_newton(objective, flat0, config.newton_iterations)[0])
 
     return jax.jit(jax.vmap(solve))
 

@@ -30,7 +30,7 @@ from bayes_unmix.inference.convert import to_datatree
 from bayes_unmix.inference.result import UnmixingResult
 from bayes_unmix.models.gamma import GammaMixture, make_model
 
-__all__ = ["MAPConfig", "map_batch", "map_estimate"]
+__all__ = ["MAPConfig", "damped_newton", "map_batch", "map_estimate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +114,7 @@ def _compiled_solver(mix: GammaMixture, config: MAPConfig):
 
 def _build_solver(mix: GammaMixture, config: MAPConfig):
     model = make_model(mix)
-    refine = _newton if config.optimizer == "newton" else _lbfgs
+    refine = damped_newton if config.optimizer == "newton" else _lbfgs
     grid = _latent_grid(mix, config.grid)
 
     def solve(counts):
@@ -129,9 +129,10 @@ def _build_solver(mix: GammaMixture, config: MAPConfig):
     return solve
 
 
-def _newton(objective, x0: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
+def damped_newton(objective, x0: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
     """Damped Newton (Levenberg-Marquardt on the exact Hessian of the few parameters); a step is
-    accepted only when the objective decreases; fixed iteration count (vmap-friendly)."""
+    accepted only when the objective decreases; fixed iteration count (vmap-friendly). Returns the
+    point and its objective value."""
     grad_fn, hessian_fn = jax.grad(objective), jax.hessian(objective)
 
     def step(carry, _):
