@@ -23,7 +23,6 @@ import dataclasses
 import functools
 from typing import Literal
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +37,7 @@ from bayes_unmix.inference.checks import convergence_report
 from bayes_unmix.inference.cube import _inside, _supports, sample_sites
 from bayes_unmix.inference.cube_convert import to_cube_datatree
 from bayes_unmix.inference.map import damped_newton
+from bayes_unmix.inference.mcmc import blackjax_chain
 from bayes_unmix.models.cube import CubeModel, make_pixel_model
 
 __all__ = ["PixelConfig", "pixel_draws", "pixel_fit", "pixel_map_point"]
@@ -195,21 +195,7 @@ def _nuts_sampler(model: CubeModel, config: PixelConfig):
 
     def one_chain(x, bkg, key, init):
         logdensity = lambda z: -potential_fn(x, bkg)(z)
-        k_warm, k_sample = jax.random.split(key)
-        warmup = blackjax.window_adaptation(
-            blackjax.nuts,
-            logdensity,
-            target_acceptance_rate=config.target_accept,
-            max_num_doublings=config.max_tree_depth,
-        )
-        (state, params), _ = warmup.run(k_warm, init, num_steps=config.num_warmup)
-        kernel = blackjax.nuts(logdensity, **params).step  # params carry max_num_doublings
-
-        def step(state, k):
-            state, info = kernel(k, state)
-            return state, (state.position, info.is_divergent)
-
-        _, (positions, divergent) = jax.lax.scan(step, state, jax.random.split(k_sample, config.num_samples))
+        positions, divergent, _ = blackjax_chain(logdensity, key, init, config)
         return jax.vmap(postprocess_fn(x, bkg))(positions), divergent
 
     def one_pixel(x, bkg, key, z_map):

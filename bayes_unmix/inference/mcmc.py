@@ -28,7 +28,7 @@ from bayes_unmix.inference.convert import to_datatree
 from bayes_unmix.inference.result import UnmixingResult
 from bayes_unmix.models.gamma import GammaMixture, make_model
 
-__all__ = ["NUTSConfig", "nuts", "nuts_batch"]
+__all__ = ["NUTSConfig", "blackjax_chain", "nuts", "nuts_batch"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +106,30 @@ def _numpyro_nuts(mix, counts, key, config: NUTSConfig, progress: bool):
     return draws, {"diverging": np.asarray(extra["diverging"]), "n_steps": np.asarray(extra["num_steps"])}
 
 
+def blackjax_chain(logdensity, key: jax.Array, init, config) -> tuple:
+    """One BlackJAX NUTS chain: window adaptation, then ``config.num_samples`` draws in a ``lax.scan``.
+
+    ``config`` needs ``num_warmup``, ``num_samples``, ``target_accept`` and ``max_tree_depth``. Returns the
+    unconstrained positions, divergence flags and integration steps per draw (pure: jit/vmap-safe).
+    """
+    k_warm, k_sample = jax.random.split(key)
+    warmup = blackjax.window_adaptation(
+        blackjax.nuts,
+        logdensity,
+        target_acceptance_rate=config.target_accept,
+        max_num_doublings=config.max_tree_depth,
+    )
+    (state, params), _ = warmup.run(k_warm, init, num_steps=config.num_warmup)
+    kernel = blackjax.nuts(logdensity, **params).step  # params carry max_num_doublings
+
+    def step(state, k):
+        state, info = kernel(k, state)
+        return state, (state.position, info.is_divergent, info.num_integration_steps)
+
+    _, draws = jax.lax.scan(step, state, jax.random.split(k_sample, config.num_samples))
+    return draws
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled_sampler(mix: GammaMixture, config: NUTSConfig):
     """One compiled, batched BlackJAX sampler per mixture and configuration."""
@@ -113,23 +137,8 @@ def _compiled_sampler(mix: GammaMixture, config: NUTSConfig):
 
     def one_chain(spectrum, chain_key, init):
         logdensity = lambda z: -potential_fn(spectrum)(z)
-        k_warm, k_sample = jax.random.split(chain_key)
-        warmup = blackjax.window_adaptation(
-            blackjax.nuts,
-            logdensity,
-            target_acceptance_rate=config.target_accept,
-            max_num_doublings=config.max_tree_depth,
-        )
-        (state, params), _ = warmup.run(k_warm, init, num_steps=config.num_warmup)
-        kernel = blackjax.nuts(logdensity, **params).step
-
-        def step(state, k):
-            state, info = kernel(k, state)
-            return state, (state.position, info.is_divergent, info.num_integration_steps)
-
-        _, (positions, divergent, steps) = jax.lax.scan(step, state, jax.random.split(k_sample, config.num_samples))
-        constrained = jax.vmap(postprocess_fn(spectrum))(positions)
-        return constrained, divergent, steps
+        positions, divergent, steps = blackjax_chain(logdensity, chain_key, init, config)
+        return jax.vmap(postprocess_fn(spectrum))(positions), divergent, steps
 
     def one_spectrum(spectrum, spectrum_key):
         keys = jax.random.split(spectrum_key, config.num_chains)
