@@ -178,7 +178,9 @@ def run_scenario(name: str, mix: GammaMixture, key: jax.Array, args) -> dict:
     spectra = np.random.default_rng(seed).poisson(rate, size=(args.replicates, rate.size)).astype(np.float64)
     present = a > 0
     out = {"total": total, "thickness_mm": thickness, "fractions": list(fractions), "methods": {}}
-    for method, k in zip(METHODS, jax.random.split(k_fit, len(METHODS))):
+    for method, k in zip(METHODS, jax.random.split(k_fit, len(METHODS))):  # keys independent of --methods
+        if method not in args.methods:
+            continue
         n = args.nuts_replicates if method == "nuts" else args.replicates
         start = time.perf_counter()
         q, diag = fit(method, mix, spectra[:n], k, args)
@@ -331,6 +333,7 @@ def main() -> None:
     parser.add_argument("--vi-steps", type=int, default=500)
     parser.add_argument("--vi-draws", type=int, default=500)
     parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 replicates, short chains")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "coverage_gamma.json")
