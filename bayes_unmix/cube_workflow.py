@@ -88,10 +88,15 @@ def _load_one(spec: str) -> SpectralComponent:
         from bayes_unmix.iae.component_model import IAEComponent
         from bayes_unmix.pretrained import XRAY_COMPONENTS, load_component
 
-        if Path(spec).is_file():
-            return IAEComponent.load(spec)
-        if spec in XRAY_COMPONENTS:
-            return load_component(spec)
+        path, _, coordinates = spec.partition(":")  # "xray_thermal:weights": barycentric latents
+        if coordinates not in ("", "weights"):
+            raise CubeFitError(f"{spec}: unknown coordinates {coordinates!r}; append nothing or ':weights'")
+        if Path(path).is_file():
+            component = IAEComponent.load(path)
+            physical = not coordinates and component.physical_map is not None
+            return component.in_physical_coordinates() if physical else component
+        if path in XRAY_COMPONENTS:
+            return load_component(path, coordinates=coordinates or "physical")
     except (ModelFileError, KeyError, OSError) as exc:
         raise CubeFitError(f"{spec}: {exc.args[0] if exc.args else exc}") from None
     raise CubeFitError(f"no model file {spec} (pretrained X-ray components: {', '.join(XRAY_COMPONENTS)})")
@@ -99,12 +104,15 @@ def _load_one(spec: str) -> SpectralComponent:
 
 def load_components(models: Mapping[str, str | SpectralComponent]) -> tuple[SpectralComponent, ...]:
     """Components named by ``{name: spec}``; a spec is a component file (``.npz``), a pretrained name
-    (``xray_thermal``, ``xray_synchrotron``), ``simulator:thermal|synchrotron``, or a component."""
+    (``xray_thermal``, ``xray_synchrotron``), ``simulator:thermal|synchrotron``, or a component. IAE
+    components come in physical coordinates when their file has a physical map; append ``:weights``
+    (``xray_thermal:weights``) for the barycentric weights of the published SUSHI."""
     out = []
     for name, spec in models.items():
         comp = spec if isinstance(spec, SpectralComponent) else _load_one(str(spec))
         if comp.name != name:
-            comp = dataclasses.replace(comp, name=name) if dataclasses.is_dataclass(comp) else _Renamed(comp, name)
+            named_field = dataclasses.is_dataclass(comp) and "name" in {f.name for f in dataclasses.fields(comp)}
+            comp = dataclasses.replace(comp, name=name) if named_field else _Renamed(comp, name)
         out.append(comp)
     return tuple(out)
 

@@ -5,7 +5,10 @@ on 3-8.48 keV): thermal on a 100 x 100 grid (kT 0.8-6 keV log-spaced, z +-0.033;
 corners), synchrotron on 300 photon indices 1-4 (anchors: the two extremes). Deterministic given
 the seed. Reproduce with
 
-    .venv/bin/python scripts/train_pretrained_xray.py --seed 0
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_pretrained_xray.py --seed 0
+
+(the shipped files come from that command; XLA's thread count changes the order of float reductions, so
+a multi-threaded run trains slightly different weights)
 
 The script prints the held-out accuracy (recorded in each file's metadata) and the time of one
 ``jax.jit(jax.value_and_grad(sum of decoder outputs))`` over 94 x 94 = 8836 pixels (wall and

@@ -10,7 +10,15 @@ the weights, fitted on the projected training library. The IAE is trained on the
 the unit-sum spectra**: a squared error in log space is a relative error in every channel, so faint
 high-energy channels are learned as accurately as bright ones (``shared/notes/iae.md`` §6.12), the
 decoded spectrum is positive by construction, and the output map is one softmax (cheap to
-differentiate over whole cubes). :func:`train_component` builds one from an
+differentiate over whole cubes).
+
+The weights live in a ``d``-dimensional affine space, but the spectra of a ``p``-parameter library
+(``p < d``) form a curved ``p``-dimensional manifold in it whose weights leave the anchors' simplex
+(thermal: weights from -6 to 6.8). A :class:`PhysicalMap` (polynomial from the standardised physical
+parameters to the weights) gives the manifold itself; :meth:`IAEComponent.in_physical_coordinates`
+returns the component with ``theta`` = standardised physical parameters in ``[-1, 1]^p``
+(:class:`PhysicalIAEComponent`), where a uniform prior is a prior on the physics and no sampler or
+optimiser can leave the manifold. :func:`train_component` builds one from an
 :class:`~bayes_unmix.data.xray.XrayLibrary`; :meth:`IAEComponent.save` / :meth:`IAEComponent.load`
 use one ``.npz`` (:func:`bayes_unmix.iae.serialize.save_bundle`).
 """
@@ -43,6 +51,8 @@ __all__ = [
     "XRAY_TRAINING",
     "IAEComponent",
     "ParameterPolynomial",
+    "PhysicalIAEComponent",
+    "PhysicalMap",
     "corner_anchors",
     "evaluate",
     "train_component",
@@ -59,6 +69,10 @@ def _free_coordinates(theta: jax.Array) -> jax.Array:
     theta = jnp.asarray(theta)
     d = theta.shape[-1]
     return (theta + (1.0 - jnp.sum(theta, axis=-1, keepdims=True)) / d)[..., : d - 1]
+
+
+def _monomials(u: jax.Array, exponents: tuple[tuple[int, ...], ...]) -> jax.Array:
+    return jnp.prod(jnp.asarray(u)[..., None, :] ** jnp.asarray(exponents), axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +109,7 @@ class ParameterPolynomial:
         target = np.where(np.asarray(log_parameters), np.log(np.abs(values) + _LOG_FLOOR), values)
         centre, scale = u.mean(0), np.maximum(u.std(0), 1e-12)
         exponents = cls._exponents(u.shape[1], degree)
-        design = np.prod(((u - centre) / scale)[:, None, :] ** np.asarray(exponents)[None], axis=-1)
+        design = np.asarray(_monomials((u - centre) / scale, exponents))
         coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
         return cls(
             degree,
@@ -108,8 +122,7 @@ class ParameterPolynomial:
 
     def __call__(self, theta: jax.Array) -> jax.Array:
         u = (_free_coordinates(theta) - jnp.asarray(self.centre)) / jnp.asarray(self.scale)
-        design = jnp.prod(u[..., None, :] ** jnp.asarray(self.exponents), axis=-1)
-        out = design @ jnp.asarray(self.coefficients)
+        out = _monomials(u, self.exponents) @ jnp.asarray(self.coefficients)
         return jnp.where(jnp.asarray(self.log_parameters), jnp.exp(out), out)
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +140,76 @@ class ParameterPolynomial:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class PhysicalMap:
+    """Standardised physical parameters ``u`` in ``[-1, 1]^p`` -> barycentric weights ``(..., d)``.
+
+    ``u = 2 (g(p) - low) / (high - low) - 1`` with ``g = log`` for the ``log_parameters`` (e.g. kT) and
+    the identity otherwise, ``(low, high)`` the library's range of ``g(p)`` (``ranges`` holds it in
+    physical units). The first ``d - 1`` weights are a least-squares polynomial of total degree
+    ``degree`` in ``u``, the last one makes them sum to one. Plain numbers (JSON-serialisable).
+
+    >>> m = PhysicalMap.fit(np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]), np.array([[1.0], [2.0], [4.0]]),
+    ...                     log_parameters=(True,), degree=1)
+    >>> [round(float(v), 6) for v in m.parameters(m.to_unit(jnp.array([2.0])))]
+    [2.0]
+    """
+
+    ranges: tuple[tuple[float, float], ...]
+    log_parameters: tuple[bool, ...]
+    exponents: tuple[tuple[int, ...], ...]
+    coefficients: tuple[tuple[float, ...], ...]
+
+    def _affine(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+        is_log = jnp.asarray(self.log_parameters)
+        lo, hi = (jnp.asarray([r[i] for r in self.ranges], jnp.float64) for i in (0, 1))
+        lo, hi = jnp.where(is_log, jnp.log(lo), lo), jnp.where(is_log, jnp.log(hi), hi)
+        return is_log, 0.5 * (lo + hi), 0.5 * (hi - lo)
+
+    def to_unit(self, parameters: jax.Array) -> jax.Array:
+        """Standardised ``u`` ``(..., p)`` of physical parameters ``(..., p)``."""
+        is_log, centre, half = self._affine()
+        p = jnp.asarray(parameters, jnp.float64)
+        return (jnp.where(is_log, jnp.log(jnp.where(is_log, p, 1.0)), p) - centre) / half
+
+    def parameters(self, u: jax.Array) -> jax.Array:
+        """Physical parameters ``(..., p)`` of standardised ``u`` ``(..., p)`` (inverse of :meth:`to_unit`)."""
+        is_log, centre, half = self._affine()
+        g = centre + half * jnp.asarray(u)
+        return jnp.where(is_log, jnp.exp(g), g)
+
+    def weights(self, u: jax.Array) -> jax.Array:
+        """Barycentric weights ``(..., d)`` on the learned manifold at ``u`` ``(..., p)``."""
+        free = _monomials(u, self.exponents) @ jnp.asarray(self.coefficients)
+        return jnp.concatenate([free, 1.0 - jnp.sum(free, axis=-1, keepdims=True)], axis=-1)
+
+    @classmethod
+    def fit(
+        cls, weights: np.ndarray, parameters: np.ndarray, *, log_parameters: tuple[bool, ...], degree: int = 7
+    ) -> PhysicalMap:
+        """Least squares on projected weights ``(N, d)`` of spectra with known parameters ``(N, p)``."""
+        weights, parameters = np.asarray(weights, np.float64), np.asarray(parameters, np.float64)
+        ranges = tuple((float(lo), float(hi)) for lo, hi in zip(parameters.min(0), parameters.max(0)))
+        draft = cls(
+            ranges, tuple(bool(b) for b in log_parameters), ParameterPolynomial._exponents(len(ranges), degree), ()
+        )
+        design = np.asarray(_monomials(draft.to_unit(parameters), draft.exponents))
+        coefficients, *_ = np.linalg.lstsq(design, weights[:, :-1], rcond=None)
+        return dataclasses.replace(draft, coefficients=tuple(map(tuple, coefficients.tolist())))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PhysicalMap:
+        return cls(
+            tuple(map(tuple, d["ranges"])),
+            tuple(d["log_parameters"]),
+            tuple(map(tuple, d["exponents"])),
+            tuple(map(tuple, d["coefficients"])),
+        )
+
+
 @functools.partial(
     jax.tree_util.register_dataclass,
     data_fields=["iae", "anchor_codes"],
@@ -138,6 +221,7 @@ class ParameterPolynomial:
         "energies_kev",
         "training_json",
         "compute_dtype",
+        "physical_map",
     ],
 )
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -169,6 +253,9 @@ class IAEComponent:
         inputs and outputs stay float64.
     anchor_codes:
         Encoded anchors ``(d, D)``, computed once when omitted.
+    physical_map:
+        Physical parameters -> weights on the learned manifold (see :meth:`in_physical_coordinates`),
+        ``None`` for files written before it existed.
     """
 
     name: str
@@ -180,6 +267,7 @@ class IAEComponent:
     training_json: str = "{}"
     compute_dtype: str = "float64"
     anchor_codes: jax.Array | None = None
+    physical_map: PhysicalMap | None = None
 
     def __post_init__(self) -> None:
         if self.compute_dtype not in ("float64", "float32"):
@@ -233,6 +321,12 @@ class IAEComponent:
         """Physical parameters ``(..., p)`` at ``theta`` ``(..., d)``."""
         return self.parameter_map(theta)
 
+    def in_physical_coordinates(self) -> PhysicalIAEComponent:
+        """This component with ``theta`` = standardised physical parameters (the learned manifold only)."""
+        if self.physical_map is None:
+            raise ValueError(f"component {self.name!r} has no physical map (retrain it with train_component)")
+        return PhysicalIAEComponent(self)
+
     def fit_weights(self, spectra: jax.Array, *, max_iter: int = 100) -> jax.Array:
         """Barycentric weights ``(..., d)`` of noiseless unit-sum spectra (least squares in log space)."""
         logs = jnp.log(jnp.maximum(jnp.asarray(spectra, jnp.float64), _LOG_FLOOR))
@@ -250,6 +344,8 @@ class IAEComponent:
             "training": self.training,
             "compute_dtype": self.compute_dtype,
         }
+        if self.physical_map is not None:
+            meta["physical_map"] = self.physical_map.to_dict()
         return save_bundle({self.name: self.iae}, path, metadata={"component": meta})
 
     @classmethod
@@ -269,9 +365,69 @@ class IAEComponent:
                 energies_kev=tuple(meta["energies_kev"]),
                 training_json=json.dumps(meta.get("training", {}), sort_keys=True),
                 compute_dtype=meta.get("compute_dtype", "float64"),
+                physical_map=PhysicalMap.from_dict(meta["physical_map"]) if "physical_map" in meta else None,
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelFileError(f"{path}: invalid IAEComponent metadata: {exc}") from exc
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["component"], meta_fields=[])
+@dataclasses.dataclass(frozen=True, eq=False)
+class PhysicalIAEComponent:
+    """An :class:`IAEComponent` parametrised by its physical parameters (a ``SpectralComponent``).
+
+    ``theta`` ``(..., p)`` are the standardised physical parameters of :class:`PhysicalMap` (``log kT``
+    and ``z`` for the thermal model, the photon index for the synchrotron one), ``[-1, 1]^p`` is the
+    training library's box (:attr:`theta_bounds`), and ``spectra(theta)`` decodes the weights
+    ``physical_map.weights(theta)``. Unlike the barycentric weights, every ``theta`` in the box is a
+    point of the learned manifold, so a uniform prior on the box is a prior on the physics.
+    """
+
+    component: IAEComponent
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return self.component.parameter_names
+
+    @property
+    def n_latent(self) -> int:
+        return len(self.component.parameter_names)
+
+    @property
+    def n_channels(self) -> int:
+        return self.component.n_channels
+
+    @property
+    def energies_kev(self) -> tuple[float, ...]:
+        return self.component.energies_kev
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return self.component.training
+
+    @property
+    def theta_bounds(self) -> tuple[jax.Array, jax.Array]:
+        return -jnp.ones(self.n_latent), jnp.ones(self.n_latent)
+
+    def initial_theta(self) -> jax.Array:
+        return jnp.zeros(self.n_latent)
+
+    def with_compute_dtype(self, dtype: str) -> PhysicalIAEComponent:
+        return PhysicalIAEComponent(self.component.with_compute_dtype(dtype))
+
+    def spectra(self, theta: jax.Array) -> jax.Array:
+        return self.component.spectra(self.component.physical_map.weights(theta))
+
+    def parameters(self, theta: jax.Array) -> jax.Array:
+        return self.component.physical_map.parameters(theta)
+
+    def to_theta(self, parameters: jax.Array) -> jax.Array:
+        """Standardised ``theta`` of physical parameters (inverse of :meth:`parameters`)."""
+        return self.component.physical_map.to_unit(parameters)
 
 
 def corner_anchors(library: XrayLibrary) -> np.ndarray:
@@ -307,13 +463,23 @@ def evaluate(component: IAEComponent, spectra: np.ndarray, parameters: np.ndarra
     rel = np.linalg.norm((fitted - spectra)[:, faint], axis=-1) / np.linalg.norm(spectra[:, faint], axis=-1)
     estimated = np.asarray(component.parameters(weights))
     rmse = np.sqrt(np.mean((estimated - parameters) ** 2, axis=0))
-    return {
+    out = {
         "n": int(spectra.shape[0]),
-        "nmse_db_median_q1_q3": [float(np.median(nmse)), *map(float, np.quantile(nmse, [0.25, 0.75]))],
+        "nmse_db_median_q1_q3": _quartiles(nmse),
         "faint_relative_error_median_p90": [float(np.median(rel)), float(np.quantile(rel, 0.9))],
         "faint_kev": faint_kev,
         "parameter_rmse": dict(zip(component.parameter_names, map(float, rmse))),
     }
+    if component.physical_map is not None:  # spectra decoded at the true parameters, no projection
+        physical = component.in_physical_coordinates()
+        decoded = np.asarray(physical.spectra(physical.to_theta(parameters)))
+        nmse = -10 * np.log10(np.sum((decoded - spectra) ** 2, -1) / np.sum(spectra**2, -1))
+        out["physical_nmse_db_median_q1_q3"] = _quartiles(nmse)
+    return out
+
+
+def _quartiles(x: np.ndarray) -> list[float]:
+    return [float(np.median(x)), *map(float, np.quantile(x, [0.25, 0.75]))]
 
 
 def train_component(
@@ -380,7 +546,10 @@ def train_component(
     lo, hi = weights.min(0), weights.max(0)
     pad = margin * (hi - lo)
     component = dataclasses.replace(
-        draft, parameter_map=poly, bounds=(tuple((lo - pad).tolist()), tuple((hi + pad).tolist()))
+        draft,
+        parameter_map=poly,
+        bounds=(tuple((lo - pad).tolist()), tuple((hi + pad).tolist())),
+        physical_map=PhysicalMap.fit(weights, library.parameters[train], log_parameters=log_params),
     )
     training = {
         **(record or {}),

@@ -97,9 +97,7 @@ def sample_sites(model: CubeModel) -> tuple[str, ...]:
 
 def _supports(model: CubeModel) -> dict[str, constraints.Constraint]:
     out = {"amplitude": constraints.positive}
-    for c in model.components:
-        low, high = (jnp.asarray(b, dtype=jnp.float64) for b in c.theta_bounds)
-        out[f"theta_{c.name}"] = constraints.interval(low, high)
+    out.update({f"theta_{c.name}": model.latent_support(c) for c in model.components})
     return out
 
 
@@ -129,13 +127,18 @@ def point_from_maps(model: CubeModel, amplitudes, theta) -> dict[str, np.ndarray
 
 def _inside(model: CubeModel, point: dict, total: np.ndarray) -> dict[str, jax.Array]:
     """Move a point strictly inside the supports (zero amplitudes and latents on the bounds have no
-    unconstrained image)."""
+    unconstrained image; a SUSHI point may lie off the simplex)."""
     floor = 1e-4 * np.maximum(total, 1.0)[:, None] / len(model.components)
     out = {"amplitude": jnp.asarray(np.maximum(np.asarray(point["amplitude"], np.float64), floor))}
     for c in model.components:
+        theta = np.asarray(point[f"theta_{c.name}"], np.float64)
+        if model.on_simplex(c):
+            theta = np.maximum(theta, 1e-6)
+            out[f"theta_{c.name}"] = jnp.asarray(theta / theta.sum(-1, keepdims=True))
+            continue
         low, high = (np.asarray(b, dtype=np.float64) for b in c.theta_bounds)
         margin = 1e-6 * (high - low)
-        out[f"theta_{c.name}"] = jnp.asarray(np.clip(point[f"theta_{c.name}"], low + margin, high - margin))
+        out[f"theta_{c.name}"] = jnp.asarray(np.clip(theta, low + margin, high - margin))
     return out
 
 

@@ -5,9 +5,10 @@ This is the "classic 1-D fit per pixel" SUSHI is compared with, done properly:
 * **MAP** per pixel: the best of ``grid`` candidate latents (each with Poisson-EM amplitudes), refined by
   damped Newton steps on all of the pixel's unknowns (exact Hessians of a handful of parameters), in an
   unconstrained reparametrisation, so every estimate stays inside the components' ``theta_bounds``.
-  Barycentric (IAE) latents are by default kept on the simplex of the anchors (``latent_region``): the
-  ``theta_bounds`` box of an IAE holds weights off the sum-one plane and far from the training
-  manifold, where decoded spectra and the parameter polynomial are extrapolations (kT ~ 1e4 keV);
+  Barycentric (IAE) latents stay on the simplex of the anchors unless the model says
+  ``latent_region="box"``: the ``theta_bounds`` box of an IAE holds weights off the sum-one plane and far
+  from the training manifold, where decoded spectra and the parameter polynomial are extrapolations
+  (kT ~ 1e4 keV);
 * **NUTS** per pixel (BlackJAX): window adaptation then a ``lax.scan`` of NUTS steps, chains started
   around the pixel's MAP point, for per-pixel credible intervals.
 
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax.flatten_util import ravel_pytree
-from numpyro.distributions import biject_to, constraints
+from numpyro.distributions import biject_to
 from numpyro.infer.util import initialize_model, log_density
 from tqdm.auto import tqdm
 
@@ -48,18 +49,16 @@ class PixelConfig:
     """Settings of the per-pixel fits.
 
     MAP: ``grid`` candidate latents (the components' neutral point, then draws from ``grid_seed``:
-    uniform in the ``theta_bounds`` box, or flat-Dirichlet weights for barycentric latents), ``em_iterations`` amplitude updates per candidate,
-    ``newton_iterations`` damped Newton steps; ``latent_region``: ``"simplex"`` (default) keeps barycentric
-    latents on the simplex of the anchors (a subset of the ``theta_bounds`` box, where the Uniform prior is
-    flat, so the MAP is the constrained maximum), ``"box"`` searches the whole box. NUTS: ``num_warmup``, ``num_samples``, ``num_chains``,
-    ``max_tree_depth``, ``target_accept``. ``block_size``: pixels per compiled call.
+    uniform in the ``theta_bounds`` box, or flat-Dirichlet weights for latents on the simplex),
+    ``em_iterations`` amplitude updates per candidate, ``newton_iterations`` damped Newton steps. NUTS:
+    ``num_warmup``, ``num_samples``, ``num_chains``, ``max_tree_depth``, ``target_accept``.
+    ``block_size``: pixels per compiled call. Where latents live is the model's ``latent_region``.
     """
 
     grid: int = 64
     grid_seed: int = 0
     em_iterations: int = 50
     newton_iterations: int = 25
-    latent_region: Literal["simplex", "box"] = "simplex"
     num_warmup: int = 300
     num_samples: int = 400
     num_chains: int = 2
@@ -68,27 +67,13 @@ class PixelConfig:
     block_size: int = 1024
 
 
-def _barycentric(component) -> bool:
-    """Latents are barycentric weights (IAE): the neutral point is positive and sums to one, and the
-    ``theta_bounds`` box holds the simplex."""
-    centre = np.asarray(component.initial_theta(), np.float64)
-    low, high = (np.asarray(b, dtype=np.float64) for b in component.theta_bounds)
-    return bool(
-        component.n_latent > 1
-        and np.isclose(centre.sum(), 1.0)
-        and np.all(centre > 0)
-        and np.all(low <= 0)
-        and np.all(high >= 1)
-    )
-
-
 def _candidates(model: CubeModel, config: PixelConfig) -> dict[str, jax.Array]:
     rng = np.random.default_rng(config.grid_seed)
     out = {}
     for c in model.components:
         low, high = (np.asarray(b, dtype=np.float64) for b in c.theta_bounds)
         centre = np.asarray(c.initial_theta(), np.float64)
-        if _barycentric(c):
+        if model.on_simplex(c):
             # barycentric latents (IAE): convex combinations of the anchors; the box of ``theta_bounds``
             # is much wider and mostly holds extrapolated spectra and parameters
             draws = rng.dirichlet(np.ones(c.n_latent), size=config.grid - 1)
@@ -113,11 +98,8 @@ def _em(templates: jax.Array, x: jax.Array, bkg: jax.Array, iterations: int) -> 
 
 @functools.lru_cache(maxsize=8)
 def _map_solver(model: CubeModel, config: PixelConfig):
-    program = make_pixel_model(model.components)
-    bijections = {k: biject_to(s) for k, s in _supports(model).items()}
-    simplex = {c.name for c in model.components if config.latent_region == "simplex" and _barycentric(c)}
-    for name in simplex:  # stick-breaking: d - 1 free coordinates, weights positive and summing to one
-        bijections[f"theta_{name}"] = biject_to(constraints.simplex)
+    program = make_pixel_model(model)
+    bijections = {k: biject_to(s) for k, s in _supports(model).items()}  # simplex: stick-breaking
     candidates = _candidates(model, config)
     templates = jnp.stack([c.spectra(candidates[c.name]) for c in model.components], axis=1)  # (G, C, E)
 
@@ -127,7 +109,7 @@ def _map_solver(model: CubeModel, config: PixelConfig):
         start = {"amplitude": jnp.maximum(a[best], 1e-4 * jnp.maximum(x.sum(), 1.0) / len(model.components))}
         for c in model.components:
             low, high = (jnp.asarray(b, dtype=jnp.float64) for b in c.theta_bounds)
-            if c.name in simplex:
+            if model.on_simplex(c):
                 w = jnp.maximum(candidates[c.name][best], 1e-6)
                 start[f"theta_{c.name}"] = w / w.sum()
             else:
@@ -188,7 +170,7 @@ def pixel_map_point(
 
 @functools.lru_cache(maxsize=8)
 def _nuts_sampler(model: CubeModel, config: PixelConfig):
-    program = make_pixel_model(model.components)
+    program = make_pixel_model(model)
     dummy = jnp.ones(model.n_channels)
     info = initialize_model(jax.random.key(0), program, model_args=(dummy, 0 * dummy), dynamic_args=True)
     potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn

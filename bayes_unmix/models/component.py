@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import jax
+import numpy as np
 
-__all__ = ["SpectralComponent"]
+__all__ = ["SpectralComponent", "is_barycentric"]
 
 
 @runtime_checkable
@@ -53,3 +54,23 @@ class SpectralComponent(Protocol):
     def parameters(self, theta: jax.Array) -> jax.Array:
         """Physical parameters ``(..., len(parameter_names))`` at ``theta``; pure and differentiable."""
         ...
+
+
+def is_barycentric(component: SpectralComponent) -> bool:
+    """Whether ``theta`` are barycentric weights (IAE): the neutral point is positive and sums to one, and
+    the ``theta_bounds`` box holds the simplex of the anchors.
+
+    The box of an IAE also holds weights off the sum-one plane and far outside the anchors' hull,
+    where decoded spectra and the weights -> parameters map are extrapolations; cube models therefore
+    keep such latents on the simplex.
+    """
+    with jax.ensure_compile_time_eval():  # also called while a model is traced
+        centre = np.asarray(component.initial_theta(), np.float64)
+        low, high = (np.asarray(b, dtype=np.float64) for b in component.theta_bounds)
+    return bool(
+        component.n_latent > 1
+        and np.isclose(centre.sum(), 1.0)
+        and np.all(centre > 0)
+        and np.all(low <= 0)
+        and np.all(high >= 1)
+    )

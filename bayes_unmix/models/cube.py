@@ -10,7 +10,10 @@ coordinates and ``b`` an optional fixed background cube (expected counts). Prior
 
 * ``a[p, c] ~ Exponential(mean = max(sum_e X[p, e], 1) / C)``: non-negative, mildly sparse, scaled to
   the pixel's counts (empirical-Bayes scale, as in :mod:`bayes_unmix.models.gamma`);
-* ``theta_c[p] ~ Uniform(theta_bounds)``: the region the spectral model was trained on;
+* ``theta_c[p] ~ Dirichlet(1)`` (uniform on the simplex of the anchors) for barycentric latents (IAE;
+  ``latent_region="simplex"``, the default), else ``Uniform(theta_bounds)``: the region the spectral model
+  was trained on. The ``theta_bounds`` box of an IAE also holds weights off the sum-one plane, where decoded
+  spectra and the weights -> parameters map extrapolate (samplers wander there and report unphysical kT);
 * a spatial prior on every latent map ``theta_{c,k}`` ``(H, W)``, with ``s = spatial_scale * (high - low)``:
 
   - ``"starlet"``: Laplace(0, s) on each of the ``n_scales`` starlet detail planes (the Bayesian
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal
 
 import jax
@@ -40,12 +43,13 @@ import numpyro.distributions as dist
 from jax.scipy.special import gammaln, xlogy
 from numpyro.distributions import constraints
 
-from bayes_unmix.models.component import SpectralComponent
+from bayes_unmix.models.component import SpectralComponent, is_barycentric
 from bayes_unmix.wavelets import starlet_forward
 
 __all__ = ["CubeInputError", "CubeModel", "make_cube_model", "make_pixel_model", "poisson_cost"]
 
 SpatialPrior = Literal["starlet", "smooth", "none"]
+LatentRegion = Literal["simplex", "box"]
 _RATE_FLOOR = 1e-30  # keeps log(rate) finite where every component is (numerically) absent
 
 
@@ -69,6 +73,10 @@ class CubeModel:
         Starlet detail planes ``J`` (needs ``min(H, W) > 2**J``).
     spatial_scale:
         Scale of the spatial prior as a fraction of each latent's ``theta_bounds`` range.
+    latent_region:
+        ``"simplex"`` (default): barycentric latents (see :func:`~bayes_unmix.models.component.is_barycentric`)
+        live on the simplex of the anchors with a flat Dirichlet prior; ``"box"``: every latent is uniform
+        in its ``theta_bounds`` box.
 
     Examples
     --------
@@ -85,6 +93,7 @@ class CubeModel:
     spatial_prior: SpatialPrior = "starlet"
     n_scales: int = 2
     spatial_scale: float = 0.02
+    latent_region: LatentRegion = "simplex"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
@@ -110,6 +119,8 @@ class CubeModel:
             )
         if not self.spatial_scale > 0:
             raise CubeInputError(f"spatial_scale must be positive, got {self.spatial_scale}")
+        if self.latent_region not in ("simplex", "box"):
+            raise CubeInputError(f"unknown latent region {self.latent_region!r}; use simplex or box")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -122,6 +133,17 @@ class CubeModel:
     @property
     def n_pixels(self) -> int:
         return self.height * self.width
+
+    def on_simplex(self, component: SpectralComponent) -> bool:
+        """Whether ``component``'s latents live on the simplex of its anchors in this model."""
+        return self.latent_region == "simplex" and is_barycentric(component)
+
+    def latent_support(self, component: SpectralComponent) -> constraints.Constraint:
+        """The support of ``theta_<name>``: the simplex, or the ``theta_bounds`` box."""
+        if self.on_simplex(component):
+            return constraints.simplex
+        low, high = (jnp.asarray(b, dtype=jnp.float64) for b in component.theta_bounds)
+        return constraints.interval(low, high)
 
     def with_prior(self, spatial_prior: SpatialPrior, **kw) -> CubeModel:
         """The same components and image with another spatial prior (e.g. ``"none"``)."""
@@ -204,7 +226,9 @@ def _amplitude_prior(total: jax.Array, n_components: int) -> dist.Distribution:
     return dist.Exponential(jnp.broadcast_to(1.0 / mean[..., None], (*total.shape, n_components))).to_event(1)
 
 
-def _theta_prior(component: SpectralComponent) -> dist.Distribution:
+def _theta_prior(component: SpectralComponent, on_simplex: bool) -> dist.Distribution:
+    if on_simplex:
+        return dist.Dirichlet(jnp.ones(component.n_latent))
     low, high = (jnp.asarray(b, dtype=jnp.float64) for b in component.theta_bounds)
     return dist.Uniform(low, high).to_event(1)
 
@@ -246,7 +270,7 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
         with numpyro.plate("pixel", n_pixels):
             amplitude = numpyro.sample("amplitude", _amplitude_prior(total, len(model.components)))
             for c in model.components:
-                theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c))
+                theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
                 numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))
             rate = rate_fn(amplitude, theta, background)
             numpyro.sample("obs", _RealPoisson(rate).to_event(1), obs=counts)
@@ -257,13 +281,13 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
     return program
 
 
-def make_pixel_model(components: Sequence[SpectralComponent]) -> Callable[..., None]:
-    """The single-pixel program ``program(counts, background=None)`` (``counts``: ``(E,)``).
+def make_pixel_model(model: CubeModel) -> Callable[..., None]:
+    """The single-pixel program ``program(counts, background=None)`` (``counts``: ``(E,)``) of a cube model.
 
     Same priors and site names as :func:`make_cube_model` with ``spatial_prior="none"`` but without
     the pixel axis, so it can be ``vmap``-ped over pixels (the pixel-by-pixel baseline).
     """
-    components = tuple(components)
+    components = model.components
     spectra_fns = {c.name: jax.jit(c.spectra) for c in components}  # see make_cube_model
     parameter_fns = {c.name: jax.jit(c.parameters) for c in components}
 
@@ -271,7 +295,7 @@ def make_pixel_model(components: Sequence[SpectralComponent]) -> Callable[..., N
         amplitude = numpyro.sample("amplitude", _amplitude_prior(counts.sum(), len(components)))
         rate = 0.0 if background is None else background
         for i, c in enumerate(components):
-            theta = numpyro.sample(f"theta_{c.name}", _theta_prior(c))
+            theta = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
             numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta))
             rate = rate + amplitude[i] * spectra_fns[c.name](theta)
         numpyro.sample("obs", _RealPoisson(jnp.maximum(rate, _RATE_FLOOR)).to_event(1), obs=counts)

@@ -1,10 +1,12 @@
 """Pretrained spectral models shipped with the package (trained on its own simulator libraries).
 
 >>> sorted(available())
-['nai3_steel_individual', 'nai3_steel_joint', 'xray_synchrotron', 'xray_thermal']
+['nai3_lead_joint', 'nai3_steel_individual', 'nai3_steel_joint', 'xray_synchrotron', 'xray_thermal']
 
-Gamma spectrometry (:func:`load_pretrained`): reproduce with
-``python scripts/train_pretrained.py --seed 0``. X-ray cube components (:func:`load_component`,
+Gamma spectrometry (:func:`load_pretrained`), Co60, Ba133, Co57, Cs137 behind a spherical shield:
+``"nai3_steel_joint"`` and ``"nai3_steel_individual"`` (steel, 0.001-30 mm), reproduce with
+``python scripts/train_pretrained.py --seed 0``; ``"nai3_lead_joint"`` (lead, 0.0005-15 mm), with
+``python scripts/train_pretrained.py --material lead --seed 0``. X-ray cube components (:func:`load_component`,
 ``"xray_thermal"`` over kT 0.8-6 keV x z +-0.033, ``"xray_synchrotron"`` over photon index 1-4, on
 the 375-channel 3-8.48 keV grid of :mod:`bayes_unmix.data.xray`): reproduce with
 ``python scripts/train_pretrained_xray.py --seed 0``.
@@ -13,8 +15,9 @@ the 375-channel 3-8.48 keV grid of :mod:`bayes_unmix.data.xray`): reproduce with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from bayes_unmix.iae.component_model import IAEComponent
+from bayes_unmix.iae.component_model import IAEComponent, PhysicalIAEComponent
 from bayes_unmix.iae.spectral_model import SpectralModel
 
 __all__ = [
@@ -60,11 +63,19 @@ def gamma_models() -> list[str]:
     return [name for name in available() if name not in XRAY_COMPONENTS]
 
 
-def load_component(name: str) -> IAEComponent:
+def load_component(
+    name: str, *, coordinates: Literal["physical", "weights"] = "physical"
+) -> PhysicalIAEComponent | IAEComponent:
     """Load a shipped X-ray cube component (``"xray_thermal"`` or ``"xray_synchrotron"``).
 
-    It satisfies :class:`~bayes_unmix.models.component.SpectralComponent`.
+    ``coordinates="physical"`` (default): ``theta`` = standardised physical parameters on the learned
+    manifold (:class:`~bayes_unmix.iae.component_model.PhysicalIAEComponent`); ``"weights"``: the IAE's
+    barycentric weights, as in the published SUSHI. Both satisfy
+    :class:`~bayes_unmix.models.component.SpectralComponent`.
     """
     if name not in XRAY_COMPONENTS:
         raise KeyError(f"no pretrained X-ray component {name!r}; choose from {list(XRAY_COMPONENTS)}")
-    return IAEComponent.load(_path(name))
+    if coordinates not in ("physical", "weights"):
+        raise ValueError(f"coordinates must be 'physical' or 'weights', got {coordinates!r}")
+    component = IAEComponent.load(_path(name))
+    return component.in_physical_coordinates() if coordinates == "physical" else component

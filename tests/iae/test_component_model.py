@@ -14,6 +14,8 @@ from bayes_unmix.iae.component_model import (
     XRAY_TRAINING,
     IAEComponent,
     ParameterPolynomial,
+    PhysicalIAEComponent,
+    PhysicalMap,
     corner_anchors,
     train_component,
 )
@@ -43,6 +45,19 @@ def test_polynomial_reproduces_a_polynomial():
     assert np.allclose(poly(jnp.asarray(weights[:3] + 0.1)), values[:3], rtol=1e-9)
     assert ParameterPolynomial.from_dict(poly.to_dict()) == poly
     assert len(poly.exponents) == 6
+
+
+def test_physical_map_reproduces_a_polynomial_manifold():
+    rng = np.random.default_rng(1)
+    params = np.column_stack([np.exp(rng.uniform(np.log(0.8), np.log(6.0), 300)), rng.uniform(-0.03, 0.03, 300)])
+    m = PhysicalMap(((0.8, 6.0), (-0.03, 0.03)), (True, False), ParameterPolynomial._exponents(2, 2), ())
+    u = np.asarray(m.to_unit(params))
+    assert np.all(np.abs(u) <= 1) and np.allclose(m.parameters(u), params, rtol=1e-12)
+    free = np.column_stack([1 + u[:, 0] ** 2 - 3 * u[:, 1], -2 * u[:, 0] * u[:, 1]])  # far off the simplex
+    weights = np.column_stack([free, 1 - free.sum(1)])
+    fitted = PhysicalMap.fit(weights, params, log_parameters=(True, False), degree=2)
+    assert np.allclose(fitted.weights(fitted.to_unit(params)), weights, atol=1e-9)
+    assert PhysicalMap.from_dict(fitted.to_dict()) == fitted
 
 
 def test_corner_anchors():
@@ -98,7 +113,7 @@ def test_rejects_non_positive_library():
 def test_pretrained_components(name, sim, nmse_db, tolerance):
     """Shipped models reproduce fresh simulator spectra off the training grid, and their parameters."""
     assert name in available()
-    comp = load_component(name)
+    comp = load_component(name, coordinates="weights")
     assert isinstance(comp, SpectralComponent) and comp.parameter_names == sim.parameter_names
     assert np.allclose(comp.energies_kev, sim.energies_kev)
     theta = jax.random.uniform(jax.random.key(7), (40, sim.n_latent), minval=-0.9, maxval=0.9)
@@ -113,3 +128,24 @@ def test_pretrained_components(name, sim, nmse_db, tolerance):
         assert np.median(errors[:, i]) < tolerance[pname], pname
     with pytest.raises(KeyError, match="no pretrained X-ray component"):
         load_component("nai3_steel_joint")
+
+
+@pytest.mark.parametrize(
+    ("name", "sim", "nmse_db"),
+    [("xray_thermal", SimulatorComponent.thermal(), 30.0), ("xray_synchrotron", SimulatorComponent.synchrotron(), 40.0)],
+)
+def test_pretrained_components_in_physical_coordinates(name, sim, nmse_db):
+    """theta = standardised physical parameters: decoded spectra match the simulator at those parameters
+    (no projection), the parameters are exact, and the whole box stays on the learned manifold."""
+    comp = load_component(name)
+    assert isinstance(comp, PhysicalIAEComponent) and isinstance(comp, SpectralComponent)
+    assert comp.n_latent == sim.n_latent and np.array_equal(comp.theta_bounds[0], -np.ones(sim.n_latent))
+    params = np.asarray(sim.parameters(jax.random.uniform(jax.random.key(8), (40, sim.n_latent), minval=-1, maxval=1)))
+    theta = comp.to_theta(params)
+    assert np.allclose(comp.parameters(theta), params, rtol=1e-12)
+    spectra = np.asarray(sim.spectra(sim.to_theta(params)))
+    decoded = np.asarray(comp.spectra(theta))
+    assert np.median(-10 * np.log10(np.sum((decoded - spectra) ** 2, -1) / np.sum(spectra**2, -1))) > nmse_db
+    weights = load_component(name, coordinates="weights")
+    assert isinstance(weights, IAEComponent) and weights.n_latent == 2 ** sim.n_latent
+    assert comp.training == weights.training

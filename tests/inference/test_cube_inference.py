@@ -183,21 +183,25 @@ def test_pixel_map_keeps_barycentric_latents_on_the_simplex():
     np.testing.assert_allclose(point["amplitude"], amp, rtol=1e-2)  # the Exponential prior shrinks by ~1 count
 
 
-def test_pixel_map_with_pretrained_iae_components_stays_physical():
+@pytest.mark.parametrize("coordinates", ["weights", "physical"])
+def test_pixel_map_with_pretrained_iae_components_stays_physical(coordinates):
     from bayes_unmix.data.cube import toy_remnant_cube
     from bayes_unmix.pretrained import load_component
 
-    comps = (load_component("xray_thermal"), load_component("xray_synchrotron"))
+    comps = tuple(load_component(f"xray_{n}", coordinates=coordinates) for n in ("thermal", "synchrotron"))
     cube = toy_remnant_cube(0, size=12, radius=41.0 * 12 / 94)
     counts = cube.counts[:, 3:7, 3:7]
     model = CubeModel(comps, 4, 4, spatial_prior="none")
     point = pixel_map_point(model, counts, config=PixelConfig(grid=32, block_size=16), progress=False)
     kt = np.asarray(comps[0].parameters(point["theta_thermal"]))[:, 0]
     gamma = np.asarray(comps[1].parameters(point["theta_synchrotron"]))[:, 0]
-    for c in comps:  # within the box and on the simplex of the anchors
+    for c in comps:  # within the box (weights: and on the simplex of the anchors)
         low, high = (np.asarray(b) for b in c.theta_bounds)
         theta = point[f"theta_{c.name}"]
-        assert np.all((theta >= low) & (theta <= high)) and np.all(theta >= 0)
+        assert np.all((theta >= low) & (theta <= high))
+        assert model.on_simplex(c) == (coordinates == "weights")
+        if model.on_simplex(c):
+            assert np.all(theta >= 0) and np.allclose(theta.sum(-1), 1.0)
     # the training ranges are kT 0.8-6 keV and Gamma 1-4; the box search gave kT ~ 1e4-1e5 keV
     assert np.all((kt > 0.7) & (kt < 7.0)) and np.all((gamma > 0.9) & (gamma < 4.1))
     truth = cube.truth.parameters["thermal"][0][3:7, 3:7].reshape(-1)

@@ -124,7 +124,7 @@ def test_log_likelihood_matches_scipy_and_pixel_model():
     assert loglik == pytest.approx(stats.poisson.logpmf(counts, cube).sum(), rel=1e-10)
     # the single-pixel program gives the same joint density, pixel by pixel
     total, _ = log_density(make_cube_model(model), (model.to_pixels(counts), None), {}, point)
-    pixel = make_pixel_model(comps)
+    pixel = make_pixel_model(model)
     per_pixel = jax.vmap(
         lambda x, a, t1, t2: log_density(
             pixel, (x, None), {}, {"amplitude": a, "theta_thermal": t1, "theta_synchrotron": t2}
