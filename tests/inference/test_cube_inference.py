@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 import bayes_unmix  # noqa: F401
-from bayes_unmix.inference.cube import CubeMAPConfig, cube_map, cube_map_point, cube_nuts, cube_vi, point_from_maps
+from bayes_unmix.inference.cube import (
+    CubeMAPConfig,
+    cube_map,
+    cube_map_point,
+    cube_nuts,
+    cube_vi,
+    point_from_maps,
+    select_spatial_scale,
+)
 from bayes_unmix.inference.cube_convert import load_maps, map_point, save_maps, stat_labels, summary_maps
 from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_fit, pixel_map_point
 from bayes_unmix.models.cube import CubeInputError, CubeModel
@@ -224,3 +232,28 @@ def test_cube_vi_pixel_guide_keeps_amplitude_correlations(noisy):
     assert np.mean(np.abs(mean - truth["amplitude"]) < 3.3 * sd) > 0.8
     with pytest.raises(ValueError, match="guide"):
         cube_vi(model, counts, key=jax.random.key(0), guide="full", init=init, progress=False)
+
+
+def test_spatial_scale_is_chosen_by_the_evidence_bound():
+    """Constant latent maps favour strong smoothing, pixel-to-pixel noise in the maps favours a weak prior."""
+    toys = _toys()
+    comps = (toys.Thermal(), toys.PowerLaw())
+    rng = np.random.default_rng(2)
+    flat = (np.full((2, SIZE, SIZE), 0.1), np.full((1, SIZE, SIZE), -0.1))
+    rough = (rng.uniform(-0.8, 0.8, (2, SIZE, SIZE)), rng.uniform(-0.8, 0.8, (1, SIZE, SIZE)))
+    amp = np.full((2, SIZE, SIZE), 3000.0)
+    chosen = {}
+    for label, theta in (("flat", flat), ("rough", rough)):
+        spectra = [np.asarray(c.spectra(jnp.moveaxis(jnp.asarray(t), 0, -1))) for c, t in zip(comps, theta)]
+        cube = np.moveaxis(sum(a[..., None] * s for a, s in zip(amp, spectra)), -1, 0)
+        counts = rng.poisson(cube).astype(float)
+        model = CubeModel(comps, SIZE, SIZE)
+        init = point_from_maps(model, amp, theta)
+        best, elbo = select_spatial_scale(
+            model, counts, key=jax.random.key(0), scales=(0.003, 0.3), steps=100, init=init, progress=False
+        )
+        assert set(elbo) == {0.003, 0.3} and best.spatial_scale == max(elbo, key=elbo.get)
+        chosen[label] = best.spatial_scale
+    assert chosen == {"flat": 0.003, "rough": 0.3}
+    with pytest.raises(ValueError, match="positive"):
+        select_spatial_scale(model, counts, key=jax.random.key(0), scales=(0.0,), init=init, progress=False)
