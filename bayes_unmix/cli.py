@@ -259,8 +259,8 @@ def fit_cube(
     background: Annotated[Path | None, typer.Option(help="Expected background counts .npy: (E, H, W) or (E,).")] = None,
     prior: Annotated[str, typer.Option(help="Spatial prior of the latent maps: starlet, smooth or none.")] = "starlet",
     prior_scale: Annotated[
-        float, typer.Option(min=1e-6, help="Spatial prior scale (fraction of latent range).")
-    ] = 0.02,
+        str, typer.Option(help="Spatial prior scale (fraction of latent range), or 'auto' (best ELBO).")
+    ] = "0.02",
     steps: Annotated[int, typer.Option(min=1, help="VI steps.")] = 1500,
     guide: Annotated[
         str, typer.Option(help="VI guide: meanfield, lowrank or pixel (full covariance within each pixel).")

@@ -165,7 +165,7 @@ def fit_cube(
     method: str = "map",
     background=None,
     spatial_prior: str = "starlet",
-    spatial_scale: float = 0.02,
+    spatial_scale: float | str = 0.02,
     vi_steps: int = 1500,
     guide: str = "meanfield",
     num_warmup: int = 300,
@@ -179,24 +179,47 @@ def fit_cube(
 
     ``method``: ``map`` (whole-cube MAP), ``vi`` (MAP then ``guide`` VI), ``nuts`` (joint NUTS, small
     cubes), ``pixel`` (independent per-pixel MAP, the baseline). ``background``: ``.npy`` of expected
-    counts ``(E, H, W)`` or ``(E,)``. Raises :class:`CubeFitError` before writing on bad input.
+    counts ``(E, H, W)`` or ``(E,)``. ``spatial_scale``: a fraction of each latent's range, or ``"auto"``
+    (:func:`~bayes_unmix.inference.cube.select_spatial_scale` from the per-pixel MAP, candidates 0.01,
+    0.03, 0.1, 0.3). Raises :class:`CubeFitError` before writing on bad input.
     """
     if method not in METHODS:
         raise CubeFitError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if guide not in ("meanfield", "lowrank", "pixel"):
         raise CubeFitError(f"unknown guide {guide!r}; use meanfield, lowrank or pixel")
+    auto = spatial_scale == "auto"
+    try:
+        scale = 0.02 if auto else float(spatial_scale)
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if not scale > 0:
+        raise CubeFitError(f"the spatial prior scale must be a positive number or 'auto', got {spatial_scale!r}")
     data = _load_cube(cube)
     components = load_components(models)
-    model = _build_model(components, data.counts, spatial_prior, spatial_scale)
+    model = _build_model(components, data.counts, spatial_prior, scale)
     bkg = _load_background(background, data.counts.shape)
     start = time.perf_counter()
+    elbo = None
+    if auto and spatial_prior != "none" and method != "pixel":
+        model, elbo = _select_scale(model, data, bkg, seed, progress)
     tree = _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress)
     tree.attrs.update({"seed": seed, "fit_seconds": time.perf_counter() - start, "cube": str(data.source or cube)})
+    if elbo is not None:
+        tree.attrs.update(spatial_scale=model.spatial_scale, spatial_scale_elbo=json.dumps(elbo))
     context = {
         "cube": str(cube if not hasattr(cube, "counts") else data.source),
         "models": ", ".join(f"{k}={v}" for k, v in models.items()),
     }
     return tree, write_cube_outputs(tree, out_dir, context=context, save_draws=save_draws, truth=data.truth)
+
+
+def _select_scale(model, data, bkg, seed: int, progress: bool) -> tuple[CubeModel, dict[float, float]]:
+    from bayes_unmix.inference.cube import select_spatial_scale
+    from bayes_unmix.inference.cube_pixel import pixel_map_point
+
+    init = pixel_map_point(model, data.counts, background=bkg, progress=progress)
+    key = jax.random.fold_in(jax.random.key(seed), 1)
+    return select_spatial_scale(model, data.counts, key=key, init=init, background=bkg, progress=progress)
 
 
 def _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress):

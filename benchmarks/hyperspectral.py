@@ -4,9 +4,15 @@ For the toy supernova-remnant cube (:func:`bayes_unmix.data.cube.toy_remnant_cub
 synchrotron, shipped IAE components) it reports
 
 * RMSE against the truth of the kT, z, photon-index and amplitude maps, over the pixels where the
-  component is present, and in the low-count half of those pixels;
-* coverage of per-pixel 90 % intervals (over the pixels where the component is present): cube VI (mean-field, and a full covariance per pixel) on
-  the whole cube and per-pixel BlackJAX NUTS on a crop of the remnant;
+  component is present, and in the low-count half of those pixels, for the pixel-by-pixel MAP, SUSHI
+  (the published algorithm on the IAE's barycentric weights, and the same algorithm on the physical
+  coordinates of :class:`~bayes_unmix.iae.component_model.PhysicalIAEComponent`), the cube MAP and the
+  VI posterior means (the Bayesian model in physical coordinates);
+* the spatial prior's scale: fixed (``--prior-scale 0.02``) or chosen on the data by the best ELBO
+  (``--prior-scale auto``, :func:`~bayes_unmix.inference.cube.select_spatial_scale`);
+* coverage of per-pixel 90 % intervals (over the pixels where the component is present): cube VI
+  (mean-field, and a full covariance per pixel) on the whole cube and per-pixel BlackJAX NUTS on a
+  crop of the remnant;
 * wall time to converge, SUSHI's cost reached, time to reach SUSHI's final cost and time per
   1000 MAP iterations (reference: the published SUSHI code, ~1.14 s per iteration on 2 CPU cores).
 
@@ -27,7 +33,13 @@ import numpy as np
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.data.cube import toy_remnant_cube
-from bayes_unmix.inference.cube import CubeMAPConfig, cube_map_point, cube_vi, point_from_maps
+from bayes_unmix.inference.cube import (
+    CubeMAPConfig,
+    cube_map_point,
+    cube_vi,
+    point_from_maps,
+    select_spatial_scale,
+)
 from bayes_unmix.inference.cube_convert import summary_maps
 from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_draws, pixel_map_point
 from bayes_unmix.inference.sushi import SushiConfig, sushi
@@ -102,13 +114,19 @@ def main() -> None:
     parser.add_argument("--nuts-crop", type=int, default=10, help="side of the remnant crop for per-pixel NUTS")
     parser.add_argument("--nuts-warmup", type=int, default=300)
     parser.add_argument("--nuts-samples", type=int, default=400)
-    parser.add_argument("--prior-scale", type=float, default=0.02)
+    parser.add_argument(
+        "--prior-scale", default="auto", help="spatial prior scale, or 'auto': the best ELBO of --scale-candidates"
+    )
+    parser.add_argument("--scale-candidates", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
+    parser.add_argument("--scale-steps", type=int, default=300, help="VI steps per candidate scale")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
-    comps = (load_component("xray_thermal"), load_component("xray_synchrotron"))
-    model = CubeModel(comps, args.size, args.size, spatial_scale=args.prior_scale)
+    comps = tuple(load_component(f"xray_{n}") for n in ("thermal", "synchrotron"))  # physical coordinates
+    weight_comps = tuple(load_component(f"xray_{n}", coordinates="weights") for n in ("thermal", "synchrotron"))
+    auto = args.prior_scale == "auto"
+    model = CubeModel(comps, args.size, args.size, spatial_scale=0.02 if auto else float(args.prior_scale))
     total = cube.counts.sum(0)
     inside = cube.truth.mask
     low = total <= np.median(total[inside])
@@ -119,19 +137,40 @@ def main() -> None:
     timing["pixel_map_s"] = time.perf_counter() - t0
     rows["pixel MAP"] = scores(physical_maps(model, pixel), cube, low)
     print("done: pixel MAP", rows[list(rows)[-1]], flush=True)
+    if auto:  # chosen on the data alone (ELBO), from the pixel-by-pixel start
+        t0 = time.perf_counter()
+        model, elbo = select_spatial_scale(
+            model,
+            cube.counts,
+            key=jax.random.key(args.seed),
+            scales=tuple(args.scale_candidates),
+            steps=args.scale_steps,
+            init=pixel,
+            progress=False,
+        )
+        timing["scale_selection_s"] = time.perf_counter() - t0
+        print(f"done: spatial scale {model.spatial_scale} (ELBO {elbo})", flush=True)
 
+    # the published algorithm on the IAE's barycentric weights, then the same on physical coordinates
     config = SushiConfig(max_iter=args.sushi_iter)
-    res = sushi(cube.counts, comps, config=config, progress=False)
-    sushi_point = point_from_maps(model, res.amplitudes, res.theta)
-    rows["SUSHI"] = scores(physical_maps(model, sushi_point), cube, low)
-    print("done: SUSHI", rows[list(rows)[-1]], flush=True)
-    timing.update(
-        sushi_s=res.wall_time_s,
-        sushi_iterations=res.n_iterations,
-        sushi_converged=res.converged,
-        sushi_final_cost=float(res.cost_history[-1]),
-        sushi_s_per_1000_iter=1000 * res.wall_time_s / res.n_iterations,
-    )
+    for label, sushi_comps in (("SUSHI", weight_comps), ("SUSHI (physical theta)", comps)):
+        res = sushi(cube.counts, sushi_comps, config=config, progress=False)
+        sushi_model = CubeModel(sushi_comps, args.size, args.size)
+        rows[label] = scores(
+            physical_maps(sushi_model, point_from_maps(sushi_model, res.amplitudes, res.theta)), cube, low
+        )
+        print(f"done: {label}", rows[label], flush=True)
+        prefix = "sushi" if sushi_comps is weight_comps else "sushi_physical"
+        timing.update(
+            {
+                f"{prefix}_s": res.wall_time_s,
+                f"{prefix}_iterations": res.n_iterations,
+                f"{prefix}_converged": res.converged,
+                f"{prefix}_final_cost": float(res.cost_history[-1]),
+                f"{prefix}_s_per_1000_iter": 1000 * res.wall_time_s / res.n_iterations,
+            }
+        )
+    sushi_point = point_from_maps(model, res.amplitudes, res.theta)  # physical: a start for the cube MAP
 
     cold = cube_map_point(model, cube.counts, config=CubeMAPConfig(max_iter=args.map_iter), progress=False)
     reached = np.flatnonzero(cold.cost <= timing["sushi_final_cost"])
@@ -187,6 +226,8 @@ def main() -> None:
 
     report = {
         "settings": vars(args) | {"out": str(args.out), "devices": len(jax.devices()), "cpus": os.cpu_count()},
+        "spatial_scale": model.spatial_scale,
+        "scale_elbo": elbo if auto else None,
         "rmse": rows,
         "coverage_90": cover,
         "timing": timing,

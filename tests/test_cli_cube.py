@@ -40,6 +40,9 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=no_such_model"], "no model file"),
         (["--model", "thermal=xray_thermal", "--method", "magic"], "unknown method"),
         (["--model", "thermal=xray_thermal", "--prior", "wiggly"], "spatial prior"),
+        (["--model", "thermal=xray_thermal", "--prior-scale", "big"], "positive number or 'auto'"),
+        (["--model", "thermal=xray_thermal", "--prior-scale", "-1"], "positive number or 'auto'"),
+        (["--model", "thermal=xray_thermal:sideways"], "unknown coordinates"),
     ],
 )
 def test_fit_cube_bad_options(cube_file, tmp_path, args, message):
