@@ -23,8 +23,14 @@ def measurement(tmp_path_factory):
 
 
 def test_pretrained_models_ship_and_load():
-    assert available() == ["nai3_steel_individual", "nai3_steel_joint", "xray_synchrotron", "xray_thermal"]
-    assert gamma_models() == ["nai3_steel_individual", "nai3_steel_joint"]
+    assert available() == [
+        "nai3_lead_joint",
+        "nai3_steel_individual",
+        "nai3_steel_joint",
+        "xray_synchrotron",
+        "xray_thermal",
+    ]
+    assert gamma_models() == ["nai3_lead_joint", "nai3_steel_individual", "nai3_steel_joint"]
     joint = load_pretrained("nai3_steel_joint")
     assert joint.joint and joint.nuclides == ("Co60", "Ba133", "Co57", "Cs137") and joint.n_channels == 400
     assert set(joint.efficiencies) == set(joint.nuclides)

@@ -6,8 +6,10 @@
   piecewise-linear curve fitted to the projected training spectra (isotonic regression); with more
   anchors, by least squares affine in the weights.
 * :class:`EfficiencyModel` gives the expected counts per decay ``eta(p)`` inside the model's energy
-  window as a smooth function of the parameter: a cubic polynomial fitted to ``log eta`` over the
-  library grid. Activity then follows as ``A = counts / (eta(p) * live_time)``.
+  window as a function of the parameter: a cubic polynomial fitted to ``log eta`` over the library
+  grid, or (for curves with kinks, e.g. Co57 behind lead, where a weak high-energy line takes over)
+  ``log eta`` interpolated piecewise-linearly between the grid points. Activity then follows as
+  ``A = counts / (eta(p) * live_time)``.
 
 Both are small frozen dataclasses of plain numbers (JSON-serialisable); their ``__call__`` uses
 ``jax.numpy`` so models can differentiate through them.
@@ -99,20 +101,42 @@ class ParameterMap:
 class EfficiencyModel:
     """Expected counts per decay in the energy window as a function of the parameter.
 
-    ``eta(p) = exp(polyval(coefficients, (p - centre) / half_range))``, fitted by least squares to
-    ``log eta`` on the library grid; ``max_relative_error`` records the worst fit error there.
+    Polynomial (``knots_p`` empty): ``eta(p) = exp(polyval(coefficients, (p - centre) / half_range))``,
+    fitted by least squares to ``log eta`` on the library grid; ``max_relative_error`` records the worst
+    fit error there. Interpolated: ``eta(p) = exp(interp(p, knots_p, knots_log_eta))`` (exact on the
+    grid); ``max_relative_error`` records the worst leave-one-out error at the interior grid points
+    (each point predicted from its neighbours, twice the grid spacing: a conservative bound between
+    points). Outside the grid the polynomial extrapolates and the interpolation holds the end values.
     """
 
-    coefficients: tuple[float, ...]
-    centre: float
-    half_range: float
-    max_relative_error: float
+    coefficients: tuple[float, ...] = ()
+    centre: float = 0.0
+    half_range: float = 1.0
+    max_relative_error: float = 0.0
+    knots_p: tuple[float, ...] = ()
+    knots_log_eta: tuple[float, ...] = ()
 
     @classmethod
-    def fit(cls, values: np.ndarray, counts_per_decay: np.ndarray, degree: int = 3) -> EfficiencyModel:
+    def fit(cls, values: np.ndarray, counts_per_decay: np.ndarray, degree: int | None = 3) -> EfficiencyModel:
+        """Fit ``eta`` over the parameter ``values`` (``(N,)``): a polynomial of ``degree`` in ``log eta``,
+        or, with ``degree=None``, piecewise-linear interpolation of ``log eta`` (needs distinct values).
+
+        >>> t = np.array([0.0, 1.0, 2.0, 4.0])
+        >>> model = EfficiencyModel.fit(t, np.exp(-np.array([0.0, 4.0, 5.0, 5.5])), degree=None)
+        >>> round(float(model(1.5)), 5), round(model.max_relative_error, 3)
+        (0.01111, 3.482)
+        """
         values, eta = np.asarray(values, float), np.asarray(counts_per_decay, float)
         if np.any(eta <= 0):
             raise ValueError("counts per decay must be positive")
+        if degree is None:
+            order = np.argsort(values)
+            p, log_eta = values[order], np.log(eta[order])
+            if np.any(np.diff(p) <= 0):
+                raise ValueError("interpolation needs distinct parameter values")
+            loo = [np.interp(p[i], np.delete(p, i), np.delete(log_eta, i)) for i in range(1, p.size - 1)]
+            error = float(np.max(np.abs(np.expm1(np.asarray(loo) - log_eta[1:-1])))) if p.size > 2 else 0.0
+            return cls(max_relative_error=error, knots_p=tuple(p.tolist()), knots_log_eta=tuple(log_eta.tolist()))
         centre = 0.5 * (values.max() + values.min())
         half = max(0.5 * (values.max() - values.min()), 1e-12)
         coefficients = np.polyfit((values - centre) / half, np.log(eta), degree)
@@ -120,11 +144,15 @@ class EfficiencyModel:
         return cls(tuple(coefficients.tolist()), float(centre), float(half), float(np.max(np.abs(fitted / eta - 1))))
 
     def __call__(self, parameter: jax.Array) -> jax.Array:
+        if self.knots_p:
+            knots_p, knots_log_eta = jnp.asarray(self.knots_p), jnp.asarray(self.knots_log_eta)
+            return jnp.exp(jnp.interp(jnp.asarray(parameter), knots_p, knots_log_eta))
         x = (jnp.asarray(parameter) - self.centre) / self.half_range
         return jnp.exp(jnp.polyval(jnp.asarray(self.coefficients), x))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain fields; a polynomial model leaves out the empty knots (files written as before them)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v != () or not k.startswith("knots_")}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EfficiencyModel:

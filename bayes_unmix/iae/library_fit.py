@@ -57,6 +57,7 @@ def train_spectral_model(
     config: TrainConfig = GAMMA_TRAINING,
     progress: bool = True,
     record: dict[str, Any] | None = None,
+    efficiency_degree: int | None = 3,
 ) -> SpectralModel:
     """Train a joint or individual spectral model of ``library``.
 
@@ -73,6 +74,10 @@ def train_spectral_model(
         Architecture overrides (keyword arguments of :class:`NetworkConfig`) and training recipe.
     record:
         Extra entries for the model's training record (command line, seed...).
+    efficiency_degree:
+        Degree of the polynomial in ``log eta`` of the efficiency models; ``None``: ``log eta``
+        interpolated between the library's parameter values (see :class:`EfficiencyModel`), for
+        efficiencies with kinks (e.g. Co57 behind lead).
     """
     preprocessing = preprocessing or default_preprocessing(library)
     idx = np.arange(library.parameter_values.size) if train_indices is None else np.sort(np.asarray(train_indices))
@@ -97,7 +102,8 @@ def train_spectral_model(
     if library.n_decays is not None:
         eta = preprocessing.window(library.spectra).sum(axis=-1) / library.n_decays  # (S, T)
         efficiencies = {
-            n: EfficiencyModel.fit(library.parameter_values, eta[s]) for s, n in enumerate(library.nuclides)
+            n: EfficiencyModel.fit(library.parameter_values, eta[s], degree=efficiency_degree)
+            for s, n in enumerate(library.nuclides)
         }
     training = {
         "library": library.source,
