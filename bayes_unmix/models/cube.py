@@ -13,7 +13,10 @@ coordinates and ``b`` an optional fixed background cube (expected counts). Prior
 * ``theta_c[p] ~ Dirichlet(1)`` (uniform on the simplex of the anchors) for barycentric latents (IAE;
   ``latent_region="simplex"``, the default), else ``Uniform(theta_bounds)``: the region the spectral model
   was trained on. The ``theta_bounds`` box of an IAE also holds weights off the sum-one plane, where decoded
-  spectra and the weights -> parameters map extrapolate (samplers wander there and report unphysical kT);
+  spectra and the weights -> parameters map extrapolate (samplers wander there and report unphysical kT),
+  while the simplex may miss part of the learned manifold (the shipped thermal IAE's training weights reach
+  -6): prefer physical coordinates (:meth:`~bayes_unmix.iae.component_model.IAEComponent.in_physical_coordinates`,
+  the default of :func:`~bayes_unmix.pretrained.load_component`);
 * a spatial prior on every latent map ``theta_{c,k}`` ``(H, W)``, with ``s = spatial_scale * (high - low)``:
 
   - ``"starlet"``: Laplace(0, s) on each of the ``n_scales`` starlet detail planes (the Bayesian
