@@ -53,10 +53,12 @@ __all__ = [
     "Instrument",
     "SimulatorComponent",
     "XrayLibrary",
+    "from_unit_box",
     "synchrotron_library",
     "synchrotron_spectrum",
     "thermal_library",
     "thermal_spectrum",
+    "to_unit_box",
 ]
 
 #: (ion, rest energy keV, equivalent width keV per unit abundance at the peak, peak kT keV).
@@ -347,6 +349,28 @@ def synchrotron_library(
     )
 
 
+def _box_affine(ranges, log_parameters) -> tuple[jax.Array, jax.Array, jax.Array]:
+    is_log = jnp.asarray(log_parameters)
+    lo, hi = (jnp.asarray([r[i] for r in ranges], jnp.float64) for i in (0, 1))
+    lo, hi = jnp.where(is_log, jnp.log(lo), lo), jnp.where(is_log, jnp.log(hi), hi)
+    return is_log, 0.5 * (lo + hi), 0.5 * (hi - lo)
+
+
+def to_unit_box(parameters: jax.Array, ranges, log_parameters) -> jax.Array:
+    """Physical parameters ``(..., p)`` -> ``[-1, 1]^p`` over ``ranges`` (``(low, high)`` per parameter),
+    in log space for the ``log_parameters`` (e.g. kT) and linearly otherwise."""
+    is_log, centre, half = _box_affine(ranges, log_parameters)
+    p = jnp.asarray(parameters, jnp.float64)
+    return (jnp.where(is_log, jnp.log(jnp.where(is_log, p, 1.0)), p) - centre) / half
+
+
+def from_unit_box(u: jax.Array, ranges, log_parameters) -> jax.Array:
+    """Inverse of :func:`to_unit_box`."""
+    is_log, centre, half = _box_affine(ranges, log_parameters)
+    g = centre + half * jnp.asarray(u)
+    return jnp.where(is_log, jnp.exp(g), g)
+
+
 @dataclasses.dataclass(frozen=True)
 class SimulatorComponent:
     """The exact simulator as a :class:`~bayes_unmix.models.component.SpectralComponent`.
@@ -415,23 +439,16 @@ class SimulatorComponent:
     def initial_theta(self) -> jax.Array:
         return jnp.zeros(self.n_latent)
 
-    def _affine(self) -> tuple[jax.Array, jax.Array, jax.Array]:
-        is_log = jnp.asarray([name == "kT_keV" for name in self.parameter_names])
-        lo = jnp.asarray([np.log(a) if n == "kT_keV" else a for n, (a, _) in zip(self.parameter_names, self.ranges)])
-        hi = jnp.asarray([np.log(b) if n == "kT_keV" else b for n, (_, b) in zip(self.parameter_names, self.ranges)])
-        return is_log, 0.5 * (lo + hi), 0.5 * (hi - lo)
+    def _log_parameters(self) -> tuple[bool, ...]:
+        return tuple(name == "kT_keV" for name in self.parameter_names)
 
     def parameters(self, theta: jax.Array) -> jax.Array:
         """Physical parameters ``(..., p)`` of standardised ``theta`` ``(..., p)``."""
-        is_log, centre, half = self._affine()
-        g = centre + half * jnp.asarray(theta)
-        return jnp.where(is_log, jnp.exp(g), g)
+        return from_unit_box(theta, self.ranges, self._log_parameters())
 
     def to_theta(self, parameters: jax.Array) -> jax.Array:
         """Standardised ``theta`` ``(..., p)`` of physical parameters ``(..., p)`` (inverse of :meth:`parameters`)."""
-        is_log, centre, half = self._affine()
-        p = jnp.asarray(parameters, jnp.float64)
-        return (jnp.where(is_log, jnp.log(jnp.where(is_log, p, 1.0)), p) - centre) / half
+        return to_unit_box(parameters, self.ranges, self._log_parameters())
 
     def spectra(self, theta: jax.Array) -> jax.Array:
         """Unit-sum spectra ``(..., n_channels)`` at ``theta`` ``(..., p)``."""

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayes_unmix.data.xray import XrayLibrary
+from bayes_unmix.data.xray import XrayLibrary, from_unit_box, to_unit_box
 from bayes_unmix.iae import network as net
 from bayes_unmix.iae.model import IAE, create_iae
 from bayes_unmix.iae.network import NetworkConfig
@@ -160,23 +160,13 @@ class PhysicalMap:
     exponents: tuple[tuple[int, ...], ...]
     coefficients: tuple[tuple[float, ...], ...]
 
-    def _affine(self) -> tuple[jax.Array, jax.Array, jax.Array]:
-        is_log = jnp.asarray(self.log_parameters)
-        lo, hi = (jnp.asarray([r[i] for r in self.ranges], jnp.float64) for i in (0, 1))
-        lo, hi = jnp.where(is_log, jnp.log(lo), lo), jnp.where(is_log, jnp.log(hi), hi)
-        return is_log, 0.5 * (lo + hi), 0.5 * (hi - lo)
-
     def to_unit(self, parameters: jax.Array) -> jax.Array:
         """Standardised ``u`` ``(..., p)`` of physical parameters ``(..., p)``."""
-        is_log, centre, half = self._affine()
-        p = jnp.asarray(parameters, jnp.float64)
-        return (jnp.where(is_log, jnp.log(jnp.where(is_log, p, 1.0)), p) - centre) / half
+        return to_unit_box(parameters, self.ranges, self.log_parameters)
 
     def parameters(self, u: jax.Array) -> jax.Array:
         """Physical parameters ``(..., p)`` of standardised ``u`` ``(..., p)`` (inverse of :meth:`to_unit`)."""
-        is_log, centre, half = self._affine()
-        g = centre + half * jnp.asarray(u)
-        return jnp.where(is_log, jnp.exp(g), g)
+        return from_unit_box(u, self.ranges, self.log_parameters)
 
     def weights(self, u: jax.Array) -> jax.Array:
         """Barycentric weights ``(..., d)`` on the learned manifold at ``u`` ``(..., p)``."""

@@ -108,11 +108,11 @@ def _map_solver(model: CubeModel, config: PixelConfig):
         best = jnp.argmax(loglik)
         start = {"amplitude": jnp.maximum(a[best], 1e-4 * jnp.maximum(x.sum(), 1.0) / len(model.components))}
         for c in model.components:
-            low, high = (jnp.asarray(b, dtype=jnp.float64) for b in c.theta_bounds)
             if model.on_simplex(c):
                 w = jnp.maximum(candidates[c.name][best], 1e-6)
                 start[f"theta_{c.name}"] = w / w.sum()
             else:
+                low, high = (jnp.asarray(b, dtype=jnp.float64) for b in c.theta_bounds)
                 margin = 1e-6 * (high - low)
                 start[f"theta_{c.name}"] = jnp.clip(candidates[c.name][best], low + margin, high - margin)
         flat0, unravel = ravel_pytree({k: bijections[k].inv(v) for k, v in start.items()})
