@@ -57,7 +57,7 @@ def demo(
     if cube:
         from bayes_unmix.cube_workflow import run_cube_demo
 
-        typer.echo("Toy supernova-remnant cube (thermal + synchrotron): cube MAP -> mean-field VI...")
+        typer.echo("Toy supernova-remnant cube (thermal + synchrotron): cube MAP -> VI...")
         _, summary, written, seconds = run_cube_demo(out, seed=seed, quick=quick, progress=not quiet)
         typer.echo(f"{'map':>26} {'RMSE':>10} {'90% coverage':>13}")
         for label, entry in summary.items():
@@ -259,12 +259,12 @@ def fit_cube(
     background: Annotated[Path | None, typer.Option(help="Expected background counts .npy: (E, H, W) or (E,).")] = None,
     prior: Annotated[str, typer.Option(help="Spatial prior of the latent maps: starlet, smooth or none.")] = "starlet",
     prior_scale: Annotated[
-        str, typer.Option(help="Spatial prior scale (fraction of latent range), or 'auto' (best ELBO).")
+        str, typer.Option(help="Spatial prior scale (fraction of latent range), or 'auto' (per latent, by Poisson cross-validation).")
     ] = "0.02",
     steps: Annotated[int, typer.Option(min=1, help="VI steps.")] = 1500,
     guide: Annotated[
-        str, typer.Option(help="VI guide: meanfield, lowrank or pixel (full covariance within each pixel).")
-    ] = "meanfield",
+        str, typer.Option(help="VI guide: pixel (full covariance within each pixel), meanfield or lowrank.")
+    ] = "pixel",
     num_warmup: Annotated[int, typer.Option(min=1, help="NUTS warm-up steps.")] = 300,
     num_samples: Annotated[int, typer.Option(min=1, help="NUTS draws per chain.")] = 300,
     chains: Annotated[int, typer.Option(min=1, help="NUTS chains.")] = 2,

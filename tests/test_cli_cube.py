@@ -62,3 +62,32 @@ def test_fit_cube_bad_cubes(tmp_path):
         result = runner.invoke(app, ["fit-cube", str(path), *MODELS, "--out", str(out)])
         assert result.exit_code == 2, result.output
         assert message in result.output and not out.exists()
+
+
+def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
+    """``--prior-scale auto`` cross-validates one scale per latent map and records the scores."""
+    out = tmp_path / "out"
+    args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--method", "map", "--prior-scale", "auto", "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    attrs = json.loads((out / "summary.json").read_text())["attrs"]
+    scores = json.loads(attrs["spatial_scale_held_out_loglik"])
+    assert {"0.01", "0.03", "0.1", "0.3"} <= set(scores) and all(np.isfinite(list(scores.values())))
+    chosen = attrs["spatial_scale"]
+    chosen = json.loads(chosen) if isinstance(chosen, str) else {"thermal": [chosen] * 2, "synchrotron": [chosen]}
+    assert {k: len(v) for k, v in chosen.items()} == {"thermal": 2, "synchrotron": 1}
+    # every accepted change scores better than the last: the best label is in the recorded scales
+    best = max(scores, key=scores.get)
+    if "[" in best:
+        name, k, value = best.replace("]=", "[").split("[")
+        assert chosen[name][int(k)] == float(value)
+    else:
+        assert chosen == {"thermal": [float(best)] * 2, "synchrotron": [float(best)]}
+
+
+def test_fit_cube_auto_prior_scale_needs_counts(tmp_path):
+    path = tmp_path / "expected.npz"
+    cube = toy_remnant_cube(0, size=8, radius=3.6, peak_counts=2000.0)
+    np.savez(path, counts=cube.counts + 0.25, energies_kev=cube.energies_kev)
+    result = runner.invoke(app, ["fit-cube", str(path), *MODELS, "--out", str(tmp_path / "o"), "--prior-scale", "auto"])
+    assert result.exit_code == 2 and "integer counts" in result.output

@@ -16,6 +16,8 @@ Every cube method (MAP, VI, NUTS, pixel-by-pixel) hands over draws of the sample
 
 from __future__ import annotations
 
+import json
+
 import os
 from pathlib import Path
 from typing import Any
@@ -163,13 +165,19 @@ def _maps_dataset(model, x, tree, draws, background, ci_prob) -> xr.Dataset:
     return ds
 
 
+def scale_attr(model: CubeModel) -> float | str:
+    """The spatial prior's scale as a netCDF attribute: a number, or per-latent scales as JSON."""
+    scale = model.spatial_scale
+    return json.dumps(scale) if isinstance(scale, dict) else scale
+
+
 def _record(model: CubeModel, method: str, ci_prob: float, attrs: dict | None) -> dict[str, Any]:
     return {
         "method": method,
         "components": ",".join(model.names),
         "parameters": ",".join(f"{c.name}_{p}" for c in model.components for p in c.parameter_names),
         "spatial_prior": model.spatial_prior,
-        "spatial_scale": model.spatial_scale,
+        "spatial_scale": scale_attr(model),
         "n_scales": model.n_scales,
         "ci_prob": ci_prob,
         "bayes_unmix_version": bayes_unmix.__version__,

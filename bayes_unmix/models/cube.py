@@ -17,12 +17,17 @@ coordinates and ``b`` an optional fixed background cube (expected counts). Prior
   while the simplex may miss part of the learned manifold (the shipped thermal IAE's training weights reach
   -6): prefer physical coordinates (:meth:`~bayes_unmix.iae.component_model.IAEComponent.in_physical_coordinates`,
   the default of :func:`~bayes_unmix.pretrained.load_component`);
-* a spatial prior on every latent map ``theta_{c,k}`` ``(H, W)``, with ``s = spatial_scale * (high - low)``:
+* a spatial prior on every latent map ``theta_{c,k}`` ``(H, W)``, with ``s = spatial_scale * (high - low)``
+  (one scale for every latent, or one per component and latent: a textured kT map and a smooth photon-index
+  map want different smoothing):
 
-  - ``"starlet"``: Laplace(0, s) on each of the ``n_scales`` starlet detail planes (the Bayesian
+  - ``"starlet"``: a Laplace(0, s) penalty on each of the ``n_scales`` starlet detail planes (the Bayesian
     counterpart of SUSHI's soft thresholding; the coarse plane is left free, as SUSHI does), its cusp
     rounded over ``|w| < 0.1 s`` so that the log density is smooth,
-  - ``"smooth"``: Normal(0, s) on the differences of horizontally and vertically adjacent pixels,
+  - ``"smooth"``: a Normal(0, s) penalty on the differences of horizontally and vertically adjacent pixels,
+
+  both normalised as densities of the ``P``-pixel map (``s^-(P - 1)``: only constant maps are free), so
+  that evidences of different scales compare fairly,
   - ``"none"``: independent pixels (the pixel-by-pixel baseline).
 
 Sites: ``amplitude`` ``(P, C)``, ``theta_<name>`` ``(P, n_latent)``, deterministic
@@ -35,7 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import jax
@@ -75,7 +81,9 @@ class CubeModel:
     n_scales:
         Starlet detail planes ``J`` (needs ``min(H, W) > 2**J``).
     spatial_scale:
-        Scale of the spatial prior as a fraction of each latent's ``theta_bounds`` range.
+        Scale of the spatial prior as a fraction of each latent's ``theta_bounds`` range: one number, or
+        ``{component name: scale or one scale per latent}`` covering every component (stored in the
+        latter form, with a tuple per component).
     latent_region:
         ``"simplex"`` (default): barycentric latents (see :func:`~bayes_unmix.models.component.is_barycentric`)
         live on the simplex of the anchors with a flat Dirichlet prior; ``"box"``: every latent is uniform
@@ -95,7 +103,7 @@ class CubeModel:
     width: int
     spatial_prior: SpatialPrior = "starlet"
     n_scales: int = 2
-    spatial_scale: float = 0.02
+    spatial_scale: float | Mapping[str, float | Sequence[float]] = 0.02
     latent_region: LatentRegion = "simplex"
 
     def __post_init__(self) -> None:
@@ -120,8 +128,7 @@ class CubeModel:
                 f"a {self.height}x{self.width} image is too small for {self.n_scales} starlet scales "
                 f"(needs more than {2**self.n_scales} pixels per side)"
             )
-        if not self.spatial_scale > 0:
-            raise CubeInputError(f"spatial_scale must be positive, got {self.spatial_scale}")
+        object.__setattr__(self, "spatial_scale", self._checked_scales(self.spatial_scale))
         if self.latent_region not in ("simplex", "box"):
             raise CubeInputError(f"unknown latent region {self.latent_region!r}; use simplex or box")
 
@@ -136,6 +143,33 @@ class CubeModel:
     @property
     def n_pixels(self) -> int:
         return self.height * self.width
+
+    def _checked_scales(self, scale) -> float | dict[str, tuple[float, ...]]:
+        if not isinstance(scale, Mapping):
+            if not (isinstance(scale, numbers.Real) and np.isfinite(scale) and scale > 0):
+                raise CubeInputError(f"spatial_scale must be a positive number, got {scale!r}")
+            return float(scale)
+        if set(scale) != set(self.names):
+            raise CubeInputError(f"spatial_scale must give a scale for each of {list(self.names)}, got {list(scale)}")
+        out = {}
+        for c in self.components:
+            try:
+                values = np.asarray(scale[c.name], dtype=np.float64)
+            except (TypeError, ValueError):
+                values = np.full(c.n_latent, np.nan)
+            values = np.full(c.n_latent, values) if values.ndim == 0 else values
+            if values.shape != (c.n_latent,) or not np.all(np.isfinite(values) & (values > 0)):
+                raise CubeInputError(
+                    f"spatial_scale of {c.name} must be a positive number or {c.n_latent} of them, got {scale[c.name]!r}"
+                )
+            out[c.name] = tuple(float(v) for v in values)
+        return out
+
+    def latent_scales(self, component: SpectralComponent) -> np.ndarray:
+        """The spatial prior's scale of each latent of ``component``, as fractions of its range ``(n_latent,)``."""
+        if isinstance(self.spatial_scale, dict):
+            return np.asarray(self.spatial_scale[component.name])
+        return np.full(component.n_latent, self.spatial_scale)
 
     def on_simplex(self, component: SpectralComponent) -> bool:
         """Whether ``component``'s latents live on the simplex of its anchors in this model."""
@@ -239,18 +273,22 @@ def _theta_prior(component: SpectralComponent, on_simplex: bool) -> dist.Distrib
 def _spatial_log_prior(model: CubeModel, component: SpectralComponent, theta: jax.Array) -> jax.Array:
     """Log density of the spatial prior of one component's latent maps (``theta``: ``(P, n_latent)``)."""
     low, high = (jnp.asarray(b, dtype=jnp.float64) for b in component.theta_bounds)
-    scale = model.spatial_scale * (high - low)  # (n_latent,)
+    scale = jnp.asarray(model.latent_scales(component)) * (high - low)  # (n_latent,)
     maps = jnp.moveaxis(theta.reshape(model.height, model.width, -1), -1, 0)  # (n_latent, H, W)
     if model.spatial_prior == "starlet":
         details = starlet_forward(maps, model.n_scales)[:, : model.n_scales]  # (n_latent, J, H, W)
-        b = scale[:, None, None, None]
-        # Laplace with its cusp rounded over |w| < 0.1 b (a hyperbolic density): the same sparsity,
+        u = details / scale[:, None, None, None]
+        # Laplace with its cusp rounded over |w| < 0.1 s (a hyperbolic density): the same sparsity,
         # but a smooth log density, so quasi-Newton MAP and HMC do not stall at w = 0
-        eps = 0.1 * b
-        return -jnp.sum((jnp.sqrt(details**2 + eps**2) - eps) / b + jnp.log(2 * b))
-    dy, dx = jnp.diff(maps, axis=1), jnp.diff(maps, axis=2)
-    gauss = dist.Normal(0.0, scale[:, None, None])
-    return jnp.sum(gauss.log_prob(dy)) + jnp.sum(gauss.log_prob(dx))
+        penalty = jnp.sum(jnp.sqrt(u**2 + 0.01) - 0.1)
+    else:
+        u = jnp.diff(maps, axis=1) / scale[:, None, None], jnp.diff(maps, axis=2) / scale[:, None, None]
+        penalty = 0.5 * (jnp.sum(u[0] ** 2) + jnp.sum(u[1] ** 2))
+    # Normalised over each map's P pixels, not per coefficient: the penalty is a function of theta / s blind
+    # only to constant maps, so its integral is proportional to s^(P - 1) (the constant direction is bounded
+    # by the latent's own prior). One factor per detail (J P of them) or difference (~2P) would reward strong
+    # smoothing by ~(P + 1) log(s' / s) per map and decide every comparison of scales (select_spatial_scale).
+    return -penalty - (model.n_pixels - 1) * jnp.sum(jnp.log(scale))
 
 
 def make_cube_model(model: CubeModel) -> Callable[..., None]:

@@ -79,7 +79,9 @@ def test_pixel_and_cube_map_recover_a_noiseless_cube(noiseless):
 def test_cube_vi_and_datatree_schema(noisy, tmp_path):
     model, truth, counts = noisy
     init = point_from_maps(model, truth["amplitude"], truth["theta"])
-    tree = cube_vi(model, counts, key=jax.random.key(0), steps=300, num_draws=200, init=init, progress=False)
+    tree = cube_vi(
+        model, counts, key=jax.random.key(0), guide="meanfield", steps=300, num_draws=200, init=init, progress=False
+    )
     post, maps = tree["posterior"].to_dataset(), summary_maps(tree)
     assert post["amplitude"].dims == ("chain", "draw", "component", "y", "x")
     assert post["thermal_kT_keV"].dims == ("chain", "draw", "y", "x")
@@ -234,26 +236,31 @@ def test_cube_vi_pixel_guide_keeps_amplitude_correlations(noisy):
         cube_vi(model, counts, key=jax.random.key(0), guide="full", init=init, progress=False)
 
 
-def test_spatial_scale_is_chosen_by_the_evidence_bound():
-    """Constant latent maps favour strong smoothing, pixel-to-pixel noise in the maps favours a weak prior."""
+def test_spatial_scales_are_chosen_by_cross_validation():
+    """Held-out halves of the counts favour strong smoothing for flat latent maps, a weak prior for
+    pixel-to-pixel noise in the maps, and so map by map."""
     toys = _toys()
     comps = (toys.Thermal(), toys.PowerLaw())
     rng = np.random.default_rng(2)
     flat = (np.full((2, SIZE, SIZE), 0.1), np.full((1, SIZE, SIZE), -0.1))
     rough = (rng.uniform(-0.8, 0.8, (2, SIZE, SIZE)), rng.uniform(-0.8, 0.8, (1, SIZE, SIZE)))
+    mixed = (flat[0], rough[1])
     amp = np.full((2, SIZE, SIZE), 3000.0)
     chosen = {}
-    for label, theta in (("flat", flat), ("rough", rough)):
+    for label, theta in (("flat", flat), ("rough", rough), ("mixed", mixed)):
         spectra = [np.asarray(c.spectra(jnp.moveaxis(jnp.asarray(t), 0, -1))) for c, t in zip(comps, theta)]
         cube = np.moveaxis(sum(a[..., None] * s for a, s in zip(amp, spectra)), -1, 0)
         counts = rng.poisson(cube).astype(float)
         model = CubeModel(comps, SIZE, SIZE)
         init = point_from_maps(model, amp, theta)
-        best, elbo = select_spatial_scale(
-            model, counts, key=jax.random.key(0), scales=(0.003, 0.3), steps=100, init=init, progress=False
-        )
-        assert set(elbo) == {0.003, 0.3} and best.spatial_scale == max(elbo, key=elbo.get)
+        kw = dict(key=jax.random.key(0), scales=(0.003, 0.3), map_iter=200, init=init, progress=False)
+        best, held_out = select_spatial_scale(model, counts, per_latent=label == "mixed", **kw)
         chosen[label] = best.spatial_scale
-    assert chosen == {"flat": 0.003, "rough": 0.3}
+        if label != "mixed":
+            assert set(held_out) == {"0.003", "0.3"}
+    assert chosen["flat"] == 0.003 and chosen["rough"] == 0.3
+    assert chosen["mixed"] == {"thermal": (0.003, 0.003), "synchrotron": (0.3,)}
     with pytest.raises(ValueError, match="positive"):
         select_spatial_scale(model, counts, key=jax.random.key(0), scales=(0.0,), init=init, progress=False)
+    with pytest.raises(CubeInputError, match="integer counts"):
+        select_spatial_scale(model, counts + 0.5, key=jax.random.key(0), init=init, progress=False)

@@ -100,6 +100,32 @@ def test_protocol_and_validation():
         CubeModel((object(),), 12, 12)
 
 
+def test_spatial_scales_per_latent():
+    comps, truth, cube = scene()
+    per_latent = CubeModel(comps, 12, 12, spatial_scale={"thermal": (0.1, 0.01), "synchrotron": 0.05})
+    assert per_latent.spatial_scale == {"thermal": (0.1, 0.01), "synchrotron": (0.05,)}
+    np.testing.assert_array_equal(per_latent.latent_scales(comps[0]), [0.1, 0.01])
+    np.testing.assert_array_equal(CubeModel(comps, 12, 12, spatial_scale=0.3).latent_scales(comps[0]), [0.3, 0.3])
+    # each latent map is scored with its own scale: a rough first map prefers the wide scale, the smooth
+    # second map the narrow one, and the two maps' terms add up
+    smooth = jnp.asarray(truth["theta"][0].reshape(2, -1).T)
+    noise = 0.3 * jax.random.normal(jax.random.key(0), (144,))
+    theta = smooth.at[:, 0].set(jnp.clip(smooth[:, 0] + noise, -0.95, 0.95))
+    sites = {"amplitude": jnp.ones((144, 2)), "theta_synchrotron": jnp.zeros((144, 1)), "theta_thermal": theta}
+
+    def spatial(thermal_scales):
+        model = CubeModel(comps, 12, 12, spatial_scale={"thermal": thermal_scales, "synchrotron": 0.05})
+        site = log_density(make_cube_model(model), (model.to_pixels(cube), None), {}, sites)[1]["spatial_thermal"]
+        return float(site["fn"].log_prob(site["value"]))
+
+    assert spatial((0.1, 0.01)) > spatial((0.01, 0.1)) + 50.0
+    assert spatial((0.1, 0.01)) + spatial((0.01, 0.1)) == pytest.approx(spatial((0.1, 0.1)) + spatial((0.01, 0.01)))
+    for bad in ({"thermal": 0.1}, {"thermal": (0.1, 0.2, 0.3), "synchrotron": 0.1}, {"thermal": -1, "synchrotron": 1},
+                {"thermal": "x", "synchrotron": 1}, 0.0, float("nan"), "auto"):  # fmt: skip
+        with pytest.raises(CubeInputError, match="spatial_scale"):
+            CubeModel(comps, 12, 12, spatial_scale=bad)
+
+
 def test_flattening_round_trip():
     comps, _, cube = scene(10, 14)
     model = CubeModel(comps, 10, 14)
@@ -157,3 +183,33 @@ def test_spatial_prior_prefers_smooth_maps(prior):
     # constant maps are not penalised beyond the normalisation: only details are
     const = jnp.full_like(smooth, 0.4)
     assert factor(const) == pytest.approx(factor(jnp.zeros_like(smooth)), rel=1e-12)
+
+
+def test_smoothness_prior_is_a_normalised_density_of_the_map():
+    """The smoothness prior equals the Gaussian density of the map on the non-constant directions (its
+    normaliser is s^-(P - 1), whatever the number of differences), up to a constant that does not depend on s."""
+    from bayes_unmix.models.cube import _spatial_log_prior
+
+    comp = PowerLaw()
+    low, high = (float(np.ravel(b)[0]) for b in comp.theta_bounds)
+    h, w = 2, 3
+    grid = np.arange(h * w).reshape(h, w)
+    pairs = [(a, b) for a, b in zip(grid[:, :-1].ravel(), grid[:, 1:].ravel())]
+    pairs += [(a, b) for a, b in zip(grid[:-1].ravel(), grid[1:].ravel())]
+    d = np.zeros((len(pairs), h * w))
+    for row, (a, b) in enumerate(pairs):
+        d[row, a], d[row, b] = -1.0, 1.0
+    q = d.T @ d
+    eig = np.linalg.eigvalsh(q)
+    log_pdet = np.sum(np.log(eig[eig > 1e-9]))
+    rng = np.random.default_rng(0)
+    gaps = []
+    for scale in (0.01, 0.1, 0.5):
+        model = CubeModel((comp,), h, w, spatial_prior="smooth", spatial_scale=scale)
+        sigma = scale * (high - low)
+        for _ in range(2):
+            theta = rng.uniform(-0.2, 0.2, h * w)
+            exact = -theta @ q @ theta / (2 * sigma**2) - 0.5 * (h * w - 1) * np.log(2 * np.pi * sigma**2)
+            exact += 0.5 * log_pdet
+            gaps.append(float(_spatial_log_prior(model, comp, jnp.asarray(theta)[:, None])) - exact)
+    assert np.ptp(gaps) < 1e-9
