@@ -84,10 +84,3 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
     else:
         assert chosen == {"thermal": [float(best)] * 2, "synchrotron": [float(best)]}
 
-
-def test_fit_cube_auto_prior_scale_needs_counts(tmp_path):
-    path = tmp_path / "expected.npz"
-    cube = toy_remnant_cube(0, size=8, radius=3.6, peak_counts=2000.0)
-    np.savez(path, counts=cube.counts + 0.25, energies_kev=cube.energies_kev)
-    result = runner.invoke(app, ["fit-cube", str(path), *MODELS, "--out", str(tmp_path / "o"), "--prior-scale", "auto"])
-    assert result.exit_code == 2 and "integer counts" in result.output
