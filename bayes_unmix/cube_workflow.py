@@ -226,8 +226,9 @@ def _select_scale(model, data, bkg, seed: int, progress: bool) -> tuple[CubeMode
 
 
 def _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress):
-    from bayes_unmix.inference.cube import cube_map, cube_map_point, cube_nuts, cube_vi
+    from bayes_unmix.inference.cube import cube_map, cube_map_point, cube_nuts
     from bayes_unmix.inference.cube_pixel import pixel_fit
+    from bayes_unmix.inference.cube_vi import cube_vi
 
     key = jax.random.key(seed)
     kw = {"background": bkg, "energies_kev": data.energies_kev, "progress": progress}

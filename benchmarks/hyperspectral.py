@@ -12,8 +12,9 @@ synchrotron, shipped IAE components) it reports
   "synchrotron": 0.03}'``) or chosen on the data by Poisson cross-validation (``--prior-scale auto``: one shared
   scale, then one sweep over the latent maps, :func:`~bayes_unmix.inference.cube.select_spatial_scale`);
 * coverage of per-pixel 90 % intervals (over the pixels where the component is present): cube VI
-  (mean-field, and a full covariance per pixel) on the whole cube and per-pixel BlackJAX NUTS on a
-  crop of the remnant;
+  (mean-field, and a full covariance per pixel) on the whole cube, and on a ``--nuts-crop`` crop of the
+  remnant's shell and rim: the same VI intervals, NUTS on the joint cube model of the crop (the exact
+  posterior with the spatial prior) and per-pixel BlackJAX NUTS (no spatial prior);
 * wall time to converge, SUSHI's cost reached, time to reach SUSHI's final cost and time per
   1000 MAP iterations (reference: the published SUSHI code, ~1.14 s per iteration on 2 CPU cores).
 
@@ -24,6 +25,7 @@ prints a table and writes ``benchmarks/results/hyperspectral.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -37,12 +39,13 @@ from bayes_unmix.data.cube import toy_remnant_cube
 from bayes_unmix.inference.cube import (
     CubeMAPConfig,
     cube_map_point,
-    cube_vi,
+    cube_nuts,
     point_from_maps,
     select_spatial_scale,
 )
 from bayes_unmix.inference.cube_convert import summary_maps
-from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_draws, pixel_map_point
+from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_fit, pixel_map_point
+from bayes_unmix.inference.cube_vi import cube_vi
 from bayes_unmix.inference.sushi import SushiConfig, sushi
 from bayes_unmix.models.cube import CubeModel
 from bayes_unmix.pretrained import load_component
@@ -112,9 +115,9 @@ def main() -> None:
     parser.add_argument("--sushi-iter", type=int, default=1000)
     parser.add_argument("--map-iter", type=int, default=1500)
     parser.add_argument("--vi-steps", type=int, default=1500)
-    parser.add_argument("--nuts-crop", type=int, default=10, help="side of the remnant crop for per-pixel NUTS")
-    parser.add_argument("--nuts-warmup", type=int, default=300)
-    parser.add_argument("--nuts-samples", type=int, default=400)
+    parser.add_argument("--nuts-crop", type=int, default=24, help="side of the remnant crop for cube and per-pixel NUTS")
+    parser.add_argument("--nuts-warmup", type=int, default=200)
+    parser.add_argument("--nuts-samples", type=int, default=200)
     parser.add_argument(
         "--prior-scale",
         default="auto",
@@ -197,36 +200,26 @@ def main() -> None:
     best = min((cold, warm), key=lambda t: t.loss[-1])
     print("done: cube MAP warm", rows[list(rows)[-1]], flush=True)
 
-    t0 = time.perf_counter()
-    tree = cube_vi(
-        model, cube.counts, key=jax.random.key(args.seed), steps=args.vi_steps, init=best.point, progress=False
-    )
-    timing["vi_s"] = time.perf_counter() - t0
-    ds = summary_maps(tree)
-    vi_mean = {f"theta_{c}": ds[f"theta_{c}"].sel(stat="mean").values.reshape(-1, args.size**2).T for c in model.names}
-    vi_mean["amplitude"] = ds["amplitude"].sel(stat="mean").values.reshape(2, -1).T
-    rows["cube VI posterior mean"] = scores(physical_maps(model, vi_mean), cube, low)
-    print("done: VI", rows[list(rows)[-1]], flush=True)
-    cover = {"cube VI (mean-field)": coverage(*bounds_from_maps(tree), cube)}
-
-    # full covariance per pixel (amplitude-shape correlations kept, spatial ones dropped)
-    t0 = time.perf_counter()
-    tree = cube_vi(
-        model,
-        cube.counts,
-        key=jax.random.key(args.seed),
-        guide="pixel",
-        steps=args.vi_steps,
-        init=best.point,
-        progress=False,
-    )
-    timing["vi_pixel_guide_s"] = time.perf_counter() - t0
-    ds = summary_maps(tree)
-    vi_mean = {f"theta_{c}": ds[f"theta_{c}"].sel(stat="mean").values.reshape(-1, args.size**2).T for c in model.names}
-    vi_mean["amplitude"] = ds["amplitude"].sel(stat="mean").values.reshape(2, -1).T
-    rows["cube VI (pixel guide) mean"] = scores(physical_maps(model, vi_mean), cube, low)
-    print("done: VI pixel guide", rows[list(rows)[-1]], flush=True)
-    cover["cube VI (pixel guide)"] = coverage(*bounds_from_maps(tree), cube)
+    cover, vi_bounds = {}, {}
+    for guide, label in (("meanfield", "cube VI (mean-field)"), ("pixel", "cube VI (pixel guide)")):
+        t0 = time.perf_counter()
+        tree = cube_vi(
+            model,
+            cube.counts,
+            key=jax.random.key(args.seed),
+            guide=guide,
+            steps=args.vi_steps,
+            init=best.point,
+            progress=False,
+        )
+        timing[f"vi_{guide}_s"] = time.perf_counter() - t0
+        ds = summary_maps(tree)
+        mean = {f"theta_{c}": ds[f"theta_{c}"].sel(stat="mean").values.reshape(-1, args.size**2).T for c in model.names}
+        mean["amplitude"] = ds["amplitude"].sel(stat="mean").values.reshape(2, -1).T
+        rows[f"{label} mean"] = scores(physical_maps(model, mean), cube, low)
+        print(f"done: {label}", rows[f"{label} mean"], flush=True)
+        vi_bounds[label] = bounds_from_maps(tree)
+        cover[label] = coverage(*vi_bounds[label], cube)
 
     report = {
         "settings": vars(args) | {"out": str(args.out), "devices": len(jax.devices()), "cpus": os.cpu_count()},
@@ -241,30 +234,52 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2, default=float))  # kept if the NUTS part is cut short
     print_table(report)
     if args.nuts_crop > 0:
-        per_pixel_nuts(args, cube, comps, timing, cover)
+        crop = crop_slices(args)
+        for label, (lo, hi) in vi_bounds.items():  # the same crop, for a like-for-like comparison
+            cut = lambda b: {k: v[crop] for k, v in b.items()}
+            cover[f"{label}, crop"] = coverage(cut(lo), cut(hi), cube, crop)
+        crop_nuts(args, cube, model, best.point, crop, timing, cover)
         args.out.write_text(json.dumps(report, indent=2, default=float))
         print_table(report)
 
 
-def per_pixel_nuts(args, cube, comps, timing: dict, cover: dict) -> None:
-    """Per-pixel BlackJAX NUTS on a crop of the remnant's shell (where both components are present)."""
+def crop_slices(args) -> tuple[slice, slice]:
+    """A square crop of the remnant's shell and rim (both components present), ``--nuts-crop`` pixels wide."""
     c0 = args.size // 2 - int(0.3 * args.size)
-    crop = (slice(c0, c0 + args.nuts_crop), slice(c0, c0 + args.nuts_crop))
-    sub = CubeModel(comps, args.nuts_crop, args.nuts_crop, spatial_prior="none")
+    return slice(c0, c0 + args.nuts_crop), slice(c0, c0 + args.nuts_crop)
+
+
+def crop_nuts(args, cube, model: CubeModel, map_point: dict, crop, timing: dict, cover: dict) -> None:
+    """On the crop: NUTS on the joint cube model (the exact posterior with the spatial prior, scales from the
+    whole cube; the crop's edges see a mirrored, not the true, neighbourhood) and per-pixel BlackJAX NUTS."""
+    n = args.nuts_crop
+    counts = cube.counts[:, crop[0], crop[1]]
+    sub = dataclasses.replace(model, height=n, width=n)
+    keep = np.zeros((args.size, args.size), bool)
+    keep[crop] = True
+    init = {k: np.asarray(v)[keep.reshape(-1)] for k, v in map_point.items()}
+    t0 = time.perf_counter()
+    tree = cube_nuts(
+        sub,
+        counts,
+        key=jax.random.key(args.seed + 1),
+        num_warmup=args.nuts_warmup,
+        num_samples=args.nuts_samples,
+        num_chains=2,
+        init=init,
+        progress=False,
+    )
+    timing["cube_nuts_crop_s"] = time.perf_counter() - t0
+    steps = tree["sample_stats"]["n_steps"].values
+    timing["cube_nuts_crop_mean_steps"] = float(steps.mean())
+    cover["cube NUTS, crop"] = coverage(*bounds_from_maps(tree), cube, crop)
+    print("done: cube NUTS on the crop", cover["cube NUTS, crop"], flush=True)
+
     t0 = time.perf_counter()
     cfg = PixelConfig(num_warmup=args.nuts_warmup, num_samples=args.nuts_samples, num_chains=2, max_tree_depth=6)
-    draws, _ = pixel_draws(sub, cube.counts[:, crop[0], crop[1]], key=jax.random.key(1), config=cfg, progress=False)
+    tree = pixel_fit(sub.with_prior("none"), counts, method="nuts", key=jax.random.key(1), config=cfg, progress=False)
     timing["pixel_nuts_crop_s"] = time.perf_counter() - t0
-    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
-    q = {}
-    for s, p in (("lo", 0.05), ("hi", 0.95)):
-        amp = np.quantile(flat["amplitude"], p, axis=0)  # (P, C)
-        q[s] = {f"amplitude_{c.name}": amp[:, i].reshape(args.nuts_crop, -1) for i, c in enumerate(comps)}
-        for c in comps:
-            params = np.asarray(c.parameters(flat[f"theta_{c.name}"]))
-            for k, name in enumerate(c.parameter_names):
-                q[s][name] = np.quantile(params[..., k], p, axis=0).reshape(args.nuts_crop, args.nuts_crop)
-    cover["pixel NUTS (crop)"] = coverage(q["lo"], q["hi"], cube, crop)
+    cover["pixel NUTS, crop"] = coverage(*bounds_from_maps(tree), cube, crop)
 
 
 def print_table(report: dict) -> None:

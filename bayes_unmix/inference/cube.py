@@ -8,8 +8,7 @@ DataTree built by :mod:`bayes_unmix.inference.cube_convert`.
   their spatial prior), in the model's own space (no Jacobian, as :mod:`bayes_unmix.inference.map`),
   by optax L-BFGS (or Adam) on all ``P (C + sum n_latent)`` unknowns at once. This is the Bayesian
   counterpart of the SUSHI point, and it can start from SUSHI's result (:func:`point_from_maps`).
-* :func:`cube_vi`: SVI with a mean-field (``AutoNormal``) or low-rank (``AutoLowRankMultivariateNormal``)
-  Gaussian guide in unconstrained space, started at a MAP point: scales to the full cube.
+* :func:`~bayes_unmix.inference.cube_vi.cube_vi` (in its own module): variational posteriors of the full cube.
 * :func:`cube_nuts`: NumPyro NUTS on the joint model, for small cubes (or a GPU).
 * :func:`pixel_fit` (in :mod:`bayes_unmix.inference.cube_pixel`): independent pixels.
 """
@@ -23,17 +22,14 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 import numpyro.distributions as dist
 import optax
 import xarray as xr
 from jax.flatten_util import ravel_pytree
 from numpyro.distributions import biject_to, constraints
-from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
-from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
+from numpyro.infer import MCMC, NUTS
 from numpyro.infer.initialization import init_to_value
 from numpyro.infer.util import log_density
-from numpyro.optim import optax_to_numpyro
 from tqdm.auto import tqdm
 
 from bayes_unmix.inference.checks import convergence_report
@@ -46,7 +42,6 @@ __all__ = [
     "cube_map",
     "cube_map_point",
     "cube_nuts",
-    "cube_vi",
     "neutral_point",
     "point_from_maps",
     "sample_sites",
@@ -284,125 +279,6 @@ def _start(model: CubeModel, counts, background, init, progress: bool) -> dict[s
     if init is None:
         init = cube_map_point(model, counts, background=background, progress=progress).point
     return _inside(model, init, np.asarray(model.check_counts(counts).sum(0).reshape(-1)))
-
-
-class _TotalAndShares:
-    """Amplitudes ``(..., C)`` <-> ``(log total, stick-breaking shares)`` in ``R^C``.
-
-    Two components that explain the same counts are sharply constrained in their sum and loosely in
-    their split: a banana in ``(log a_1, log a_2)`` that a Gaussian guide fits too narrowly (amplitude
-    sd about 2/3 of NUTS' on the toy cube), but nearly Gaussian in (log total, logit share).
-    """
-
-    def __init__(self, n_components: int):
-        self.n = n_components
-        self.stick = biject_to(constraints.simplex)
-
-    def inv(self, amplitude: jax.Array) -> jax.Array:
-        total = amplitude.sum(-1, keepdims=True)
-        return jnp.concatenate([jnp.log(total), self.stick.inv(amplitude / total)], axis=-1)
-
-    def __call__(self, u: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Amplitudes and ``log |d amplitude / d u|``."""
-        log_total, v = u[..., 0], u[..., 1:]
-        shares = self.stick(v) if self.n > 1 else jnp.ones((*u.shape[:-1], 1))
-        log_det = self.n * log_total  # d a / d (total, free shares) = total^(C-1), times d total / d log total
-        if self.n > 1:
-            log_det = log_det + self.stick.log_abs_det_jacobian(v, shares)
-        return jnp.exp(log_total)[..., None] * shares, log_det
-
-
-def _pixel_block_guide(model: CubeModel, start: dict[str, jax.Array], init_scale: float):
-    """Gaussian guide with a full covariance per pixel over (log total, shares) of the amplitudes and the
-    unconstrained latents (``D = C + sum n_latent`` coordinates), independent pixels: it keeps the
-    amplitude-shape correlations within a pixel that a mean-field guide drops, at ``D (D + 3) / 2``
-    parameters per pixel."""
-    sites = sample_sites(model)
-    transforms = {k: biject_to(s) for k, s in _supports(model).items()}
-    amplitudes = _TotalAndShares(len(model.components))
-    sizes = [c.n_latent for c in model.components]
-    loc0 = jnp.concatenate(
-        [amplitudes.inv(start["amplitude"])] + [transforms[k].inv(start[k]) for k in sites[1:]], axis=-1
-    )  # (P, D)
-    n_pixels, d = loc0.shape
-    tril0 = jnp.broadcast_to(init_scale * jnp.eye(d), (n_pixels, d, d))
-
-    def guide(counts, background=None):
-        loc = numpyro.param("pixel_loc", loc0)
-        tril = numpyro.param("pixel_scale_tril", tril0, constraint=constraints.scaled_unit_lower_cholesky)
-        with numpyro.plate("pixel", n_pixels):
-            z = numpyro.sample("_pixel_z", dist.MultivariateNormal(loc, scale_tril=tril), infer={"is_auxiliary": True})
-            value, log_det = amplitudes(z[..., : amplitudes.n])
-            numpyro.sample("amplitude", dist.Delta(value, log_density=-log_det, event_dim=1))
-            offset = amplitudes.n
-            for site, size in zip(sites[1:], sizes):
-                u = z[..., offset : offset + size]
-                offset += size
-                value = transforms[site](u)
-                log_det = jnp.sum(transforms[site].log_abs_det_jacobian(u, value), axis=-1)
-                numpyro.sample(site, dist.Delta(value, log_density=-log_det, event_dim=1))
-
-    return guide
-
-
-def cube_vi(
-    model: CubeModel,
-    counts,
-    *,
-    key: jax.Array,
-    guide: Literal["meanfield", "lowrank", "pixel"] = "pixel",
-    steps: int = 2000,
-    learning_rate: float = 0.01,
-    num_draws: int = 200,
-    rank: int = 10,
-    init_scale: float = 0.1,
-    init: dict | None = None,
-    background=None,
-    energies_kev=None,
-    progress: bool = True,
-) -> xr.DataTree:
-    """Variational posterior of the whole cube: Gaussian guide in unconstrained space, started at a MAP point.
-
-    ``guide``: ``"meanfield"`` (:class:`~numpyro.infer.autoguide.AutoNormal`), ``"lowrank"``
-    (:class:`~numpyro.infer.autoguide.AutoLowRankMultivariateNormal` of ``rank``) or ``"pixel"`` (default: a
-    full covariance per pixel over the log total and shares of the amplitudes and the latents, independent
-    pixels: keeps the amplitude-shape correlations within a pixel, drops the spatial ones; on the toy cube its
-    amplitude intervals are nearly as wide as NUTS', where mean-field ones are about 2/3 as wide). The guide starts at the MAP point with scales ``init_scale`` (unconstrained
-    units: ~10 % on the amplitudes); Adam with cosine decay for ``steps`` steps (one ELBO particle), then
-    ``num_draws`` draws of the guide.
-    """
-    if guide not in ("meanfield", "lowrank", "pixel"):
-        raise ValueError(f"unknown guide {guide!r}; use 'meanfield', 'lowrank' or 'pixel'")
-    x, bkg, _ = _data(model, counts, background)
-    start = _start(model, counts, background, init, progress)
-    program = make_cube_model(model)
-    init_loc = init_to_value(values=start)
-    if guide == "meanfield":
-        auto = AutoNormal(program, init_loc_fn=init_loc, init_scale=init_scale)
-    elif guide == "pixel":
-        auto = _pixel_block_guide(model, start, init_scale)
-    else:
-        auto = AutoLowRankMultivariateNormal(program, init_loc_fn=init_loc, init_scale=init_scale, rank=rank)
-    schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=0.1)
-    svi = SVI(program, auto, optax_to_numpyro(optax.adam(schedule)), Trace_ELBO())
-    k_fit, k_draw = jax.random.split(key)
-    t0 = time.perf_counter()
-    state = svi.run(k_fit, steps, x, bkg, progress_bar=progress)
-    if guide == "pixel":
-        draws = Predictive(auto, params=state.params, num_samples=num_draws)(k_draw, x, bkg)
-    else:
-        draws = auto.sample_posterior(k_draw, state.params, sample_shape=(num_draws,))
-    draws = {k: np.asarray(v)[None] for k, v in draws.items() if k in sample_sites(model)}
-    losses = np.asarray(state.losses)
-    attrs = {
-        "steps": steps,
-        "guide": guide,
-        "final_elbo": float(-np.mean(losses[-max(1, steps // 20) :])),
-        "wall_time_s": time.perf_counter() - t0,
-    }
-    return to_cube_datatree(
-        model, counts, draws, method=f"vi-{guide}", background=background, energies_kev=energies_kev, attrs=attrs
-    )
 
 
 def select_spatial_scale(

@@ -17,7 +17,6 @@ Every cube method (MAP, VI, NUTS, pixel-by-pixel) hands over draws of the sample
 from __future__ import annotations
 
 import json
-
 import os
 from pathlib import Path
 from typing import Any

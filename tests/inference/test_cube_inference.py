@@ -17,12 +17,12 @@ from bayes_unmix.inference.cube import (
     cube_map,
     cube_map_point,
     cube_nuts,
-    cube_vi,
     point_from_maps,
     select_spatial_scale,
 )
 from bayes_unmix.inference.cube_convert import load_maps, map_point, save_maps, stat_labels, summary_maps
 from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_fit, pixel_map_point
+from bayes_unmix.inference.cube_vi import cube_vi
 from bayes_unmix.models.cube import CubeInputError, CubeModel
 
 
