@@ -129,7 +129,7 @@ def cube_vi(
     at 0.05 its means match NUTS' to 0.1 sd and its intervals cover 87-93 %, as NUTS' do. ``check`` warns
     (:class:`~bayes_unmix.inference.checks.ConvergenceWarning`) when the loss still falls over the last
     tenth of the steps by more than three standard errors of its noise; ``elbo_gain_last_tenth`` (nats) is
-    in the attrs either way.
+    in the attrs either way, and 0.01 nats per unknown is tolerated.
     """
     if guide not in ("meanfield", "lowrank", "pixel"):
         raise ValueError(f"unknown guide {guide!r}; use 'meanfield', 'lowrank' or 'pixel'")
@@ -159,7 +159,9 @@ def cube_vi(
         "guide": guide,
         "learning_rate": learning_rate,
         "final_elbo": float(-np.mean(losses[-max(1, steps // 20) :])),
-        "elbo_gain_last_tenth": _elbo_gain(losses, check),
+        "elbo_gain_last_tenth": _elbo_gain(
+            losses, len(x) * (len(model.components) + sum(c.n_latent for c in model.components)), check
+        ),
         "wall_time_s": time.perf_counter() - t0,
     }
     return to_cube_datatree(
@@ -167,19 +169,21 @@ def cube_vi(
     )
 
 
-def _elbo_gain(losses: np.ndarray, warn: bool) -> float:
-    """ELBO gain of the last tenth of the steps over the tenth before (nats); warns if it exceeds three
-    standard errors of the single-particle noise."""
+def _elbo_gain(losses: np.ndarray, n_dims: int, warn: bool) -> float:
+    """ELBO gain of the last tenth of the steps over the tenth before (nats); warns if it exceeds both three
+    standard errors of the single-particle noise and 0.01 nats per unknown (on a 24x24 toy cube: 0.029 per
+    unknown at a rate of 0.01, far from the mean; 0.006 at 0.05, whose intervals match NUTS')."""
     tenth = len(losses) // 10
     if tenth < 5:
         return float("nan")
     last, before = losses[-tenth:], losses[-2 * tenth : -tenth]
     gain = float(np.mean(before) - np.mean(last))
-    noise = np.sqrt((np.var(last) + np.var(before)) / tenth)
-    if warn and gain > 3 * noise:
+    # single-particle noise from successive differences, which the trend itself barely inflates
+    noise = np.sqrt((np.var(np.diff(last)) + np.var(np.diff(before))) / (2 * tenth))
+    if warn and gain > max(3 * noise, 0.01 * n_dims):
         warnings.warn(
             f"VI has not converged: the ELBO rose by {gain:.4g} nats over the last tenth of {len(losses)} steps "
-            f"(noise {noise:.2g}); run more steps or a larger learning_rate",
+            f"(noise {noise:.2g}, {n_dims} unknowns); run more steps or a larger learning_rate",
             ConvergenceWarning,
             stacklevel=3,
         )

@@ -22,7 +22,7 @@ from bayes_unmix.inference.cube import (
 )
 from bayes_unmix.inference.cube_convert import load_maps, map_point, save_maps, stat_labels, summary_maps
 from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_fit, pixel_map_point
-from bayes_unmix.inference.cube_vi import cube_vi
+from bayes_unmix.inference.cube_vi import ConvergenceWarning, cube_vi
 from bayes_unmix.models.cube import CubeInputError, CubeModel
 
 
@@ -232,8 +232,13 @@ def test_cube_vi_pixel_guide_keeps_amplitude_correlations(noisy):
     maps = summary_maps(tree)
     mean, sd = maps["amplitude"].sel(stat="mean").values, maps["amplitude"].sel(stat="sd").values
     assert np.mean(np.abs(mean - truth["amplitude"]) < 3.3 * sd) > 0.8
+    assert np.isfinite(tree.attrs["elbo_gain_last_tenth"])
     with pytest.raises(ValueError, match="guide"):
         cube_vi(model, counts, key=jax.random.key(0), guide="full", init=init, progress=False)
+    # a guide still climbing when the steps run out is flagged, not returned silently
+    with pytest.warns(ConvergenceWarning, match="VI has not converged"):
+        kw = {"steps": 500, "learning_rate": 3e-3, "init_scale": 1e-3, "init": init, "progress": False}
+        cube_vi(model, counts, key=jax.random.key(0), **kw)
 
 
 def test_spatial_scales_are_chosen_by_cross_validation():
