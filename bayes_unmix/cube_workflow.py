@@ -365,6 +365,6 @@ def run_cube_demo(
     models = {"thermal": "xray_thermal", "synchrotron": "xray_synchrotron"}
     start = time.perf_counter()
     tree, written = fit_cube(
-        cube, models, out_dir, method="vi", vi_steps=300 if quick else 1500, seed=seed, progress=progress
+        cube, models, out_dir, method="vi", vi_steps=1000 if quick else 1500, seed=seed, progress=progress
     )
     return tree, cube_summary(tree, cube.truth), written, time.perf_counter() - start
