@@ -43,7 +43,7 @@ from bayes_unmix.inference.cube import (
     point_from_maps,
     select_spatial_scale,
 )
-from bayes_unmix.inference.cube_convert import summary_maps
+from bayes_unmix.inference.cube_convert import map_point, summary_maps
 from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_fit, pixel_map_point
 from bayes_unmix.inference.cube_vi import cube_vi
 from bayes_unmix.inference.sushi import SushiConfig, sushi
@@ -213,10 +213,7 @@ def main() -> None:
             progress=False,
         )
         timing[f"vi_{guide}_s"] = time.perf_counter() - t0
-        ds = summary_maps(tree)
-        mean = {f"theta_{c}": ds[f"theta_{c}"].sel(stat="mean").values.reshape(-1, args.size**2).T for c in model.names}
-        mean["amplitude"] = ds["amplitude"].sel(stat="mean").values.reshape(2, -1).T
-        rows[f"{label} mean"] = scores(physical_maps(model, mean), cube, low)
+        rows[f"{label} mean"] = scores(physical_maps(model, map_point(tree)), cube, low)
         print(f"done: {label}", rows[f"{label} mean"], flush=True)
         vi_bounds[label] = bounds_from_maps(tree)
         cover[label] = coverage(*vi_bounds[label], cube)
@@ -235,8 +232,8 @@ def main() -> None:
     print_table(report)
     if args.nuts_crop > 0:
         crop = crop_slices(args)
+        cut = lambda bounds: {k: v[crop] for k, v in bounds.items()}
         for label, (lo, hi) in vi_bounds.items():  # the same crop, for a like-for-like comparison
-            cut = lambda b: {k: v[crop] for k, v in b.items()}
             cover[f"{label}, crop"] = coverage(cut(lo), cut(hi), cube, crop)
         crop_nuts(args, cube, model, best.point, crop, timing, cover)
         args.out.write_text(json.dumps(report, indent=2, default=float))
@@ -249,15 +246,13 @@ def crop_slices(args) -> tuple[slice, slice]:
     return slice(c0, c0 + args.nuts_crop), slice(c0, c0 + args.nuts_crop)
 
 
-def crop_nuts(args, cube, model: CubeModel, map_point: dict, crop, timing: dict, cover: dict) -> None:
+def crop_nuts(args, cube, model: CubeModel, start: dict, crop, timing: dict, cover: dict) -> None:
     """On the crop: NUTS on the joint cube model (the exact posterior with the spatial prior, scales from the
     whole cube; the crop's edges see a mirrored, not the true, neighbourhood) and per-pixel BlackJAX NUTS."""
     n = args.nuts_crop
     counts = cube.counts[:, crop[0], crop[1]]
     sub = dataclasses.replace(model, height=n, width=n)
-    keep = np.zeros((args.size, args.size), bool)
-    keep[crop] = True
-    init = {k: np.asarray(v)[keep.reshape(-1)] for k, v in map_point.items()}
+    init = {k: np.asarray(v).reshape(args.size, args.size, -1)[crop].reshape(n * n, -1) for k, v in start.items()}
     t0 = time.perf_counter()
     tree = cube_nuts(
         sub,

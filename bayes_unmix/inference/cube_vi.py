@@ -155,14 +155,13 @@ def cube_vi(
         draws = auto.sample_posterior(k_draw, state.params, sample_shape=(num_draws,))
     draws = {k: np.asarray(v)[None] for k, v in draws.items() if k in sample_sites(model)}
     losses = np.asarray(state.losses)
+    n_unknowns = model.n_pixels * (len(model.components) + sum(c.n_latent for c in model.components))
     attrs = {
         "steps": steps,
         "guide": guide,
         "learning_rate": learning_rate,
         "final_elbo": float(-np.mean(losses[-max(1, steps // 20) :])),
-        "elbo_gain_last_tenth": _elbo_gain(
-            losses, len(x) * (len(model.components) + sum(c.n_latent for c in model.components)), check
-        ),
+        "elbo_gain_last_tenth": _elbo_gain(losses, n_unknowns, warn=check),
         "wall_time_s": time.perf_counter() - t0,
     }
     return to_cube_datatree(
@@ -170,7 +169,7 @@ def cube_vi(
     )
 
 
-def _elbo_gain(losses: np.ndarray, n_dims: int, warn: bool) -> float:
+def _elbo_gain(losses: np.ndarray, n_unknowns: int, *, warn: bool) -> float:
     """ELBO gain of the last tenth of the steps over the tenth before (nats); warns if it exceeds both three
     standard errors of the single-particle noise and 0.01 nats per unknown (on a 24x24 toy cube: 0.029 per
     unknown at a rate of 0.01, far from the mean; 0.006 at 0.05, whose intervals match NUTS')."""
@@ -181,10 +180,10 @@ def _elbo_gain(losses: np.ndarray, n_dims: int, warn: bool) -> float:
     gain = float(np.mean(before) - np.mean(last))
     # single-particle noise from successive differences, which the trend itself barely inflates
     noise = np.sqrt((np.var(np.diff(last)) + np.var(np.diff(before))) / (2 * tenth))
-    if warn and gain > max(3 * noise, 0.01 * n_dims):
+    if warn and gain > max(3 * noise, 0.01 * n_unknowns):
         warnings.warn(
             f"VI has not converged: the ELBO rose by {gain:.4g} nats over the last tenth of {len(losses)} steps "
-            f"(noise {noise:.2g}, {n_dims} unknowns); run more steps or a larger learning_rate",
+            f"(noise {noise:.2g}, {n_unknowns} unknowns); run more steps or a larger learning_rate",
             ConvergenceWarning,
             stacklevel=3,
         )
