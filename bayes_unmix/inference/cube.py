@@ -53,10 +53,12 @@ __all__ = [
 class CubeMAPConfig:
     """Settings of the whole-cube MAP.
 
-    ``optimizer``: optax L-BFGS (zoom line search; default) or Adam (``learning_rate``).
-    ``max_iter``: iteration cap; ``chunk``: iterations per compiled call (one host sync, one progress
-    update and one history entry each); ``tol``: stop when the negative log posterior changes by less
-    than ``tol`` (relative) over a chunk.
+    ``optimizer``: optax L-BFGS (default; ``linesearch`` backtracking or zoom) or Adam
+    (``learning_rate``). ``max_iter``: iteration cap; ``chunk``: iterations per compiled call (one host
+    sync, one progress update and one history entry each); ``tol``: stop when the negative log posterior
+    changes by less than ``tol`` (relative) over a chunk. A chunk that raises the loss or makes it
+    non-finite is discarded: the optimizer's memory is reset and the chunk retried once from the last
+    good point; a second failure stops the run (``converged=False``).
     """
 
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
@@ -200,16 +202,23 @@ def cube_map_point(
     state = jax.tree.map(lambda a: jnp.array(a, dtype=jnp.result_type(a)), (flat0, optimizer.init(flat0)))
     loss, cost = (float(v) for v in report(flat0, x, bkg))
     history, t_start = [(loss, cost, 0.0)], time.perf_counter()
-    done, converged = 0, False
+    done, converged, restarted = 0, False, False
     with tqdm(total=config.max_iter, desc="cube MAP", unit="it", disable=not progress) as bar:
         while done < config.max_iter and not converged:
-            state = chunk(state, x, bkg)
-            new_loss, cost = (float(v) for v in report(state[0], x, bkg))
+            trial = chunk(state, x, bkg)
+            new_loss, new_cost = (float(v) for v in report(trial[0], x, bkg))
             done += config.chunk
             bar.update(config.chunk)
+            if not new_loss <= loss + config.tol * max(abs(loss), 1.0):
+                # a line search that ran out of steps accepts its last one: after a bad curvature pair that
+                # can throw an amplitude to 1e24. Keep the last good point, forget the pairs, retry once.
+                if restarted:
+                    break
+                state, restarted = (state[0], optimizer.init(state[0])), True
+                continue
             bar.set_postfix(loss=f"{new_loss:.8e}")
-            converged = bool(abs(new_loss - loss) <= config.tol * max(abs(loss), 1.0))
-            loss = new_loss
+            converged = bool(loss - new_loss <= config.tol * max(abs(loss), 1.0))
+            state, loss, cost, restarted = trial, new_loss, new_cost, False
             history.append((loss, cost, time.perf_counter() - t_start))
     point = {k: np.asarray(v) for k, v in constrain(state[0]).items()}
     loss_h, cost_h, secs = (np.asarray(v) for v in zip(*history))

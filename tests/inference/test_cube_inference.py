@@ -58,6 +58,18 @@ def _theta_maps(model, point):
     return [point[f"theta_{c.name}"].T.reshape(c.n_latent, SIZE, SIZE) for c in model.components]
 
 
+def test_cube_map_discards_chunks_that_raise_the_loss(noiseless):
+    # Adam with an absurd rate throws the log-amplitudes far out (loss inf): as when a line search runs out
+    # of steps. The run must keep its last good point and stop, not report a converged blow-up.
+    model, _, cube = noiseless
+    config = CubeMAPConfig(optimizer="adam", learning_rate=1e3, max_iter=100)
+    trace = cube_map_point(model, cube, config=config, progress=False)
+    start = cube_map_point(model, cube, config=CubeMAPConfig(max_iter=0), progress=False).point
+    assert not trace.converged and trace.iterations == 2 * config.chunk  # one retry after a reset, then stop
+    assert len(trace.loss) == 1 and np.isfinite(trace.loss[0])
+    np.testing.assert_allclose(trace.point["amplitude"], start["amplitude"], rtol=1e-12)
+
+
 def test_pixel_and_cube_map_recover_a_noiseless_cube(noiseless):
     model, truth, cube = noiseless
     pixel = pixel_map_point(model, cube, config=PIXEL, progress=False)
