@@ -115,7 +115,9 @@ def main() -> None:
     parser.add_argument("--sushi-iter", type=int, default=1000)
     parser.add_argument("--map-iter", type=int, default=1500)
     parser.add_argument("--vi-steps", type=int, default=1500)
-    parser.add_argument("--nuts-crop", type=int, default=24, help="side of the remnant crop for cube and per-pixel NUTS")
+    parser.add_argument(
+        "--nuts-crop", type=int, default=24, help="side of the remnant crop for cube and per-pixel NUTS"
+    )
     parser.add_argument("--nuts-warmup", type=int, default=200)
     parser.add_argument("--nuts-samples", type=int, default=200)
     parser.add_argument(
@@ -124,7 +126,9 @@ def main() -> None:
         help="spatial prior scale (a number, or JSON per latent), or 'auto': cross-validated from --scale-candidates",
     )
     parser.add_argument("--scale-candidates", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
-    parser.add_argument("--scale-iter", type=int, default=150, help="MAP iterations per fold and candidate scale")
+    parser.add_argument(
+        "--scale-iter", type=int, default=1000, help="most MAP iterations per fold and candidate (stops when converged)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 

@@ -297,7 +297,8 @@ def select_spatial_scale(
     key: jax.Array,
     scales: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3),
     per_latent: bool = True,
-    map_iter: int = 150,
+    map_iter: int = 1000,
+    tol: float = 1e-7,
     init: dict | None = None,
     background=None,
     progress: bool = True,
@@ -306,10 +307,13 @@ def select_spatial_scale(
 
     The counts are thinned into halves ``X = X1 + X2`` (``X1 ~ Binomial(X, 1/2)``, drawn with ``key``):
     ``X1`` and ``X2`` are independent Poisson cubes with half the expected counts. Each candidate is
-    fitted (cube MAP, ``map_iter`` L-BFGS iterations) on one half and scored by the Poisson
-    log-likelihood of the other half at the fitted rates, summed over both folds; the largest held-out
-    likelihood wins. Both folds start from a MAP at the model's own scale (from ``init`` with halved
-    amplitudes, default :func:`neutral_point`).
+    fitted (cube MAP, L-BFGS until the loss changes by less than ``tol`` relative over 10 iterations, at
+    most ``map_iter``) on one half and scored by the Poisson log-likelihood of the other half at the
+    fitted rates, summed over both folds; the largest held-out likelihood wins. Fits must be converged:
+    on a 32x32 toy cube, 150 iterations chose a photon-index scale of 0.01 and 400 chose 0.1, whose
+    intervals cover 44 % and 95 %. Each fold starts from a MAP at the model's own scale (from ``init``
+    with halved amplitudes, default :func:`neutral_point`); each candidate then starts from the fit of
+    the best configuration so far, its nearest converged neighbour.
 
     First one scale shared by every latent map (each of ``scales``); then, if ``per_latent``, one sweep
     over the latent maps, each trying the other candidates with the rest held (a textured kT map and a
@@ -329,27 +333,35 @@ def select_spatial_scale(
     bkg = None if background is None else 0.5 * model.check_counts(background, name="background")
     start = init if init is not None else neutral_point(model, counts)
     start = {**start, "amplitude": 0.5 * np.asarray(start["amplitude"])}
-    config = CubeMAPConfig(max_iter=map_iter)
-    fold_starts = [
-        cube_map_point(model, fit, background=bkg, init=start, config=config, progress=False).point for fit, _ in folds
-    ]
-
+    config = CubeMAPConfig(max_iter=map_iter, tol=tol)
+    # each candidate starts from the fits of the best configuration so far (None: the model's own scale)
+    fits = {
+        None: [
+            cube_map_point(model, xf, background=bkg, init=start, config=config, progress=False).point
+            for xf, _ in folds
+        ]
+    }
     scored: dict[tuple, float] = {}  # a sweep step may land on a configuration already scored
+    incumbent = None
 
     def held_out(spatial_scale) -> float:
+        nonlocal incumbent
         candidate = dataclasses.replace(model, spatial_scale=spatial_scale)
         config_key = tuple(tuple(candidate.latent_scales(c)) for c in model.components)
         if config_key in scored:
             return scored[config_key]
-        total = 0.0
-        for (fit, test), fold_start in zip(folds, fold_starts):
-            point = cube_map_point(candidate, fit, background=bkg, init=fold_start, config=config, progress=False).point
+        total, fits[config_key] = 0.0, []
+        for (x_fit, x_test), warm in zip(folds, fits[incumbent]):
+            point = cube_map_point(candidate, x_fit, background=bkg, init=warm, config=config, progress=False).point
+            fits[config_key].append(point)
             theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in model.components}
             rate = candidate.expected_counts(
                 jnp.asarray(point["amplitude"]), theta, None if bkg is None else candidate.to_pixels(bkg)
             )
-            total += float(jnp.sum(dist.Poisson(rate).log_prob(candidate.to_pixels(test))))
+            total += float(jnp.sum(dist.Poisson(rate).log_prob(candidate.to_pixels(x_test))))
         scored[config_key] = total
+        if incumbent is None or total > scored[incumbent]:
+            incumbent = config_key
         return total
 
     sweep = [(c, k, s) for c in model.components for k in range(c.n_latent) for s in scales] if per_latent else []
