@@ -334,34 +334,31 @@ def select_spatial_scale(
     start = init if init is not None else neutral_point(model, counts)
     start = {**start, "amplitude": 0.5 * np.asarray(start["amplitude"])}
     config = CubeMAPConfig(max_iter=map_iter, tol=tol)
-    # each candidate starts from the fits of the best configuration so far (None: the model's own scale)
-    fits = {
-        None: [
-            cube_map_point(model, xf, background=bkg, init=start, config=config, progress=False).point
-            for xf, _ in folds
-        ]
-    }
+    # each candidate starts from the fold fits of the best configuration so far (first: the model's own scale)
+    best_fits = [
+        cube_map_point(model, xf, background=bkg, init=start, config=config, progress=False).point for xf, _ in folds
+    ]
+    best_total = -np.inf
     scored: dict[tuple, float] = {}  # a sweep step may land on a configuration already scored
-    incumbent = None
 
     def held_out(spatial_scale) -> float:
-        nonlocal incumbent
+        nonlocal best_fits, best_total
         candidate = dataclasses.replace(model, spatial_scale=spatial_scale)
         config_key = tuple(tuple(candidate.latent_scales(c)) for c in model.components)
         if config_key in scored:
             return scored[config_key]
-        total, fits[config_key] = 0.0, []
-        for (x_fit, x_test), warm in zip(folds, fits[incumbent]):
+        total, points = 0.0, []
+        for (x_fit, x_test), warm in zip(folds, best_fits):
             point = cube_map_point(candidate, x_fit, background=bkg, init=warm, config=config, progress=False).point
-            fits[config_key].append(point)
+            points.append(point)
             theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in model.components}
             rate = candidate.expected_counts(
                 jnp.asarray(point["amplitude"]), theta, None if bkg is None else candidate.to_pixels(bkg)
             )
             total += float(jnp.sum(dist.Poisson(rate).log_prob(candidate.to_pixels(x_test))))
         scored[config_key] = total
-        if incumbent is None or total > scored[incumbent]:
-            incumbent = config_key
+        if total > best_total:
+            best_fits, best_total = points, total
         return total
 
     sweep = [(c, k, s) for c in model.components for k in range(c.n_latent) for s in scales] if per_latent else []
