@@ -2,8 +2,8 @@
 
 One run sized for a lent GPU's short lease, on whatever device JAX finds (the JSON names it):
 
-1. timing: SUSHI (published, on the IAE weights, up to ``--sushi-iter`` iterations or its stopping rule; and
-   on physical coordinates for 600), the cube MAP from a cold start for ``--map-iter`` (time to SUSHI's final
+1. timing: SUSHI (published, on the IAE weights, and on physical coordinates; up to ``--sushi-iter``
+   iterations or its stopping rule; cost after 600/1000/3000 iterations, map RMSE), the cube MAP from a cold start for ``--map-iter`` (time to SUSHI's final
    cost, seconds per 1000 iterations), the per-pixel-guide VI (90 % coverage, photon index by synchrotron
    share), and a NUTS probe (two short runs whose difference gives the seconds per leapfrog step without
    compilation);
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from hyperspectral import REFERENCE_S_PER_ITER, bounds_from_maps, coverage, physical_maps, scores
+from photon_index_bias import by_share
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.data.cube import toy_remnant_cube
@@ -35,8 +37,6 @@ from bayes_unmix.inference.cube_vi import cube_vi
 from bayes_unmix.inference.sushi import SushiConfig, sushi
 from bayes_unmix.models.cube import CubeModel
 from bayes_unmix.pretrained import load_component
-from hyperspectral import REFERENCE_S_PER_ITER, bounds_from_maps, coverage, physical_maps, scores
-from photon_index_bias import by_share
 
 CV_SCALES = '{"thermal": [0.1, 0.03], "synchrotron": 0.1}'
 
@@ -55,15 +55,19 @@ def timing_part(args, cube, model: CubeModel, report: dict) -> dict:
     """SUSHI, cube MAP, VI and the NUTS probe; returns the cube MAP point."""
     total = cube.counts.sum(0)
     low = total <= np.median(total[cube.truth.mask])
-    for label, coords, n_iter in (("sushi", "weights", args.sushi_iter), ("sushi_physical", "physical", 600)):
+    for label, coords in (("sushi", "weights"), ("sushi_physical", "physical")):
         comps = tuple(load_component(f"xray_{n}", coordinates=coords) for n in ("thermal", "synchrotron"))
-        res = sushi(cube.counts, comps, config=SushiConfig(max_iter=n_iter), progress=False)
+        res = sushi(cube.counts, comps, config=SushiConfig(max_iter=args.sushi_iter), progress=False)
+        sushi_model = CubeModel(comps, args.size, args.size)
+        point = point_from_maps(sushi_model, res.amplitudes, res.theta)
         report[label] = {
             "s": res.wall_time_s,
             "iterations": res.n_iterations,
             "converged": res.converged,
             "s_per_1000_iter": 1000 * res.wall_time_s / res.n_iterations,
             "final_cost": float(res.cost_history[-1]),
+            "cost_at": {k: float(res.cost_history[k - 1]) for k in (600, 1000, 3000) if k <= res.n_iterations},
+            "rmse": scores(physical_maps(sushi_model, point), cube, low),
         }
         print("done:", label, report[label], flush=True)
     trace = cube_map_point(model, cube.counts, config=CubeMAPConfig(max_iter=args.map_iter), progress=False)
@@ -143,7 +147,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=94)
     parser.add_argument("--prior-scale", default=CV_SCALES, help="JSON: a number or scales per latent")
-    parser.add_argument("--sushi-iter", type=int, default=3000, help="most SUSHI iterations (published stopping rule)")
+    parser.add_argument("--sushi-iter", type=int, default=10_000, help="most SUSHI iterations (or its stopping rule)")
     parser.add_argument("--map-iter", type=int, default=500)
     parser.add_argument("--vi-steps", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)

@@ -5,7 +5,8 @@ are run for each photon-index scale in ``--scales`` (thermal scales fixed by ``-
 shipped IAE components and, with ``--simulator``, with the exact simulator components that made the cube (which
 separates surrogate error from the posterior's own behaviour). For the pixels where synchrotron is present it
 reports, by synchrotron share of the pixel's expected counts, the bias of the MAP and of the posterior mean,
-the posterior sd and the coverage of 90 % intervals.
+the posterior sd and the coverage of 90 % intervals, with the overall coverage of every map. ``--amplitude-scales``
+adds the spatial prior on the log amplitude maps (``CubeModel.amplitude_scale``; ``none``: off).
 
 Run ``.venv/bin/python benchmarks/photon_index_bias.py`` (about 3 minutes on 2 cores; ``--simulator`` adds
 about 2 minutes per scale); prints a table and writes ``benchmarks/results/photon_index_bias.json``.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from hyperspectral import bounds_from_maps, coverage
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import load_components
@@ -57,9 +59,9 @@ def by_share(cube, map_gamma, mean, lo, hi) -> list[dict]:
     return rows
 
 
-def run(cube, models: dict, scale: dict, args) -> dict:
+def run(cube, models: dict, scale: dict, amplitude_scale: float | None, args) -> dict:
     comps = load_components(models)
-    model = CubeModel(comps, args.size, args.size, spatial_scale=scale)
+    model = CubeModel(comps, args.size, args.size, spatial_scale=scale, amplitude_scale=amplitude_scale)
     t0 = time.perf_counter()
     trace = cube_map_point(model, cube.counts, progress=False)
     map_gamma = model.to_maps(comps[1].parameters(trace.point["theta_synchrotron"]))[0]
@@ -68,7 +70,11 @@ def run(cube, models: dict, scale: dict, args) -> dict:
     )
     maps = tree["maps"].to_dataset()["synchrotron_photon_index"].squeeze()
     mean, lo, hi = (maps.sel(stat=s).values for s in ("mean", "q05", "q95"))
-    return {"seconds": time.perf_counter() - t0, "by_share": by_share(cube, map_gamma, mean, lo, hi)}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "coverage_90": coverage(*bounds_from_maps(tree), cube),
+        "by_share": by_share(cube, map_gamma, mean, lo, hi),
+    }
 
 
 def main() -> None:
@@ -77,6 +83,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--scales", type=float, nargs="+", default=[0.1, 0.03, 0.01], help="photon-index scales")
     parser.add_argument("--thermal-scales", type=float, nargs=2, default=[0.1, 0.03], help="kT and z scales")
+    parser.add_argument(
+        "--amplitude-scales", nargs="+", default=["none"], help="log-amplitude spatial scales ('none': off)"
+    )
     parser.add_argument("--vi-steps", type=int, default=1000)
     parser.add_argument("--simulator", action="store_true", help="also fit with the exact simulator components")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -86,20 +95,24 @@ def main() -> None:
     results = []
     for name in ("iae", "simulator") if args.simulator else ("iae",):
         for s in args.scales:
-            scale = {"thermal": list(args.thermal_scales), "synchrotron": [s]}
-            results.append({"components": name, "photon_index_scale": s} | run(cube, MODELS[name], scale, args))
-            print(f"done: {name} scale {s} ({results[-1]['seconds']:.0f} s)", flush=True)
+            for a in [None if a == "none" else float(a) for a in args.amplitude_scales]:
+                scale = {"thermal": list(args.thermal_scales), "synchrotron": [s]}
+                row = {"components": name, "photon_index_scale": s, "amplitude_scale": a}
+                results.append(row | run(cube, MODELS[name], scale, a, args))
+                print(f"done: {name} scale {s} amplitude scale {a} ({results[-1]['seconds']:.0f} s)", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "results": results}, indent=2))
     print(
-        f"\n{'components':>10} {'scale':>6} {'share':>8} {'pixels':>6} {'MAP bias':>9} {'mean bias':>9} {'sd':>6} {'cover':>6}"
+        f"\n{'components':>10} {'scale':>6} {'amp.':>5} {'share':>8} {'pixels':>6} {'MAP bias':>9} {'mean bias':>9} "
+        f"{'sd':>6} {'cover':>6}"
     )
     for r in results:
         for b in r["by_share"]:
             print(
-                f"{r['components']:>10} {r['photon_index_scale']:>6g} {b['share']:>8} {b['pixels']:>6} "
-                f"{b['map_bias']:>+9.3f} {b['mean_bias']:>+9.3f} {b['sd']:>6.3f} {b['coverage']:>6.2f}"
+                f"{r['components']:>10} {r['photon_index_scale']:>6g} {r['amplitude_scale'] or '-':>5} {b['share']:>8} "
+                f"{b['pixels']:>6} {b['map_bias']:>+9.3f} {b['mean_bias']:>+9.3f} {b['sd']:>6.3f} {b['coverage']:>6.2f}"
             )
+        print(f"{'':>10} 90 % coverage of every map:", {k: round(v, 3) for k, v in r["coverage_90"].items()})
 
 
 if __name__ == "__main__":

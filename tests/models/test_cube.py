@@ -213,3 +213,43 @@ def test_smoothness_prior_is_a_normalised_density_of_the_map():
             exact += 0.5 * log_pdet
             gaps.append(float(_spatial_log_prior(model, comp, jnp.asarray(theta)[:, None])) - exact)
     assert np.ptp(gaps) < 1e-9
+
+
+def test_amplitude_prior_is_the_smoothness_density_of_the_log_amplitude_maps():
+    comps, truth, cube = scene(6, 5)
+    p = 30
+    point = {
+        "amplitude": jnp.asarray(truth["amplitude"].reshape(2, p).T),
+        "theta_thermal": jnp.asarray(truth["theta"][0].reshape(2, p).T),
+        "theta_synchrotron": jnp.asarray(truth["theta"][1].reshape(1, p).T),
+    }
+    data = (CubeModel(comps, 6, 5).to_pixels(cube), None)
+    plain = CubeModel(comps, 6, 5, spatial_prior="smooth")
+    with_amp = dataclasses.replace(plain, amplitude_scale=0.2)
+    gap = (
+        log_density(make_cube_model(with_amp), data, {}, point)[0]
+        - log_density(make_cube_model(plain), data, {}, point)[0]
+    )
+    logs = np.log(truth["amplitude"])  # (C, H, W)
+    squares = np.sum(np.diff(logs, axis=1) ** 2) + np.sum(np.diff(logs, axis=2) ** 2)
+    assert float(gap) == pytest.approx(-squares / (2 * 0.2**2) - 2 * (p - 1) * np.log(0.2), rel=1e-10)
+    # a rough amplitude map costs more than a smooth one under the prior, and nothing without it
+    rough = point["amplitude"] * jnp.exp(0.5 * jax.random.normal(jax.random.key(0), (p, 2)))
+    factor = lambda m, a: float(
+        log_density(make_cube_model(m), data, {}, {**point, "amplitude": a})[1]["spatial_amplitude"]["fn"].log_prob(0.0)
+    )  # noqa: E731
+    assert factor(with_amp, point["amplitude"]) > factor(with_amp, rough) + 50.0
+    assert "spatial_amplitude" not in log_density(make_cube_model(plain), data, {}, point)[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"amplitude_scale": -0.1},
+        {"amplitude_scale": {"thermal": 0.1}},
+        {"amplitude_scale": 0.1, "spatial_prior": "none"},
+    ],
+)
+def test_amplitude_scale_validation(kwargs):
+    with pytest.raises(CubeInputError, match="amplitude_scale"):
+        CubeModel((Thermal(), PowerLaw()), 8, 8, **kwargs)
