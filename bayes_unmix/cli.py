@@ -259,8 +259,17 @@ def fit_cube(
     background: Annotated[Path | None, typer.Option(help="Expected background counts .npy: (E, H, W) or (E,).")] = None,
     prior: Annotated[str, typer.Option(help="Spatial prior of the latent maps: starlet, smooth or none.")] = "starlet",
     prior_scale: Annotated[
-        str, typer.Option(help="Spatial prior scale (fraction of latent range), or 'auto' (per latent, by Poisson cross-validation).")
+        str,
+        typer.Option(
+            help="Spatial prior scale (fraction of latent range), or 'auto' (per latent, by Poisson cross-validation)."
+        ),
     ] = "0.02",
+    amplitude_scale: Annotated[
+        float | None,
+        typer.Option(
+            help="Scale (natural log units) of the same spatial prior on the log amplitude maps; off if not given."
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option(min=1, help="VI steps.")] = 1500,
     guide: Annotated[
         str, typer.Option(help="VI guide: pixel (full covariance within each pixel), meanfield or lowrank.")
@@ -285,6 +294,7 @@ def fit_cube(
             background=background,
             spatial_prior=prior,
             spatial_scale=prior_scale,
+            amplitude_scale=amplitude_scale,
             vi_steps=steps,
             guide=guide,
             num_warmup=num_warmup,

@@ -147,12 +147,21 @@ def _load_background(path, shape: tuple[int, int, int]) -> np.ndarray | None:
     return b
 
 
-def _build_model(components, counts: np.ndarray, spatial_prior: str, spatial_scale: float) -> CubeModel:
+def _build_model(
+    components, counts: np.ndarray, spatial_prior: str, spatial_scale: float, amplitude_scale: float | None
+) -> CubeModel:
     channels = {c.name: int(c.n_channels) for c in components}
     if any(n != counts.shape[0] for n in channels.values()):
         raise CubeFitError(f"the cube has {counts.shape[0]} channels but the components have {channels}")
     try:
-        return CubeModel(components, *counts.shape[1:], spatial_prior=spatial_prior, spatial_scale=spatial_scale)
+        shape = counts.shape[1:]
+        return CubeModel(
+            components,
+            *shape,
+            spatial_prior=spatial_prior,
+            spatial_scale=spatial_scale,
+            amplitude_scale=amplitude_scale,
+        )
     except CubeInputError as exc:
         raise CubeFitError(str(exc)) from None
 
@@ -166,6 +175,7 @@ def fit_cube(
     background=None,
     spatial_prior: str = "starlet",
     spatial_scale: float | str = 0.02,
+    amplitude_scale: float | None = None,
     vi_steps: int = 1500,
     guide: str = "pixel",
     num_warmup: int = 300,
@@ -182,7 +192,9 @@ def fit_cube(
     counts ``(E, H, W)`` or ``(E,)``. ``spatial_scale``: a fraction of each latent's range, or ``"auto"``
     (one per latent map, cross-validated on halves of the counts by
     :func:`~bayes_unmix.inference.cube.select_spatial_scale` from the per-pixel MAP, candidates 0.01,
-    0.03, 0.1, 0.3). Raises :class:`CubeFitError` before writing on bad input.
+    0.03, 0.1, 0.3). ``amplitude_scale``: the same spatial prior on the log amplitude maps
+    (:class:`~bayes_unmix.models.cube.CubeModel`; ``None``: off). Raises :class:`CubeFitError` before writing
+    on bad input.
     """
     if method not in METHODS:
         raise CubeFitError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -197,7 +209,7 @@ def fit_cube(
         raise CubeFitError(f"the spatial prior scale must be a positive number or 'auto', got {spatial_scale!r}")
     data = _load_cube(cube)
     components = load_components(models)
-    model = _build_model(components, data.counts, spatial_prior, scale)
+    model = _build_model(components, data.counts, spatial_prior, scale, amplitude_scale)
     bkg = _load_background(background, data.counts.shape)
     start = time.perf_counter()
     held_out = None
@@ -335,7 +347,10 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
     lines = [f"# Cube unmixing report ({attrs.get('method', '')})", ""]
     lines += [f"- {k}: {v}" for k, v in context.items()]
     lines += [
-        f"- spatial prior: {attrs.get('spatial_prior')} (scale {attrs.get('spatial_scale')} of each latent's range)",
+        (
+            f"- spatial prior: {attrs.get('spatial_prior')} (scale {attrs.get('spatial_scale')} of each latent's "
+            f"range; on the log amplitudes: {attrs.get('amplitude_scale', 'off')})"
+        ),
         f"- fit time: {attrs.get('fit_seconds', float('nan')):.1f} s; bayes_unmix {attrs.get('bayes_unmix_version')}",
         f"- maps: posterior mean, sd and the equal-tailed {float(attrs.get('ci_prob', 0.9)):.0%} interval per pixel",
         "",
@@ -369,7 +384,13 @@ def run_cube_demo(
     models = {"thermal": "xray_thermal", "synchrotron": "xray_synchrotron"}
     start = time.perf_counter()
     tree, written = fit_cube(
-        cube, models, out_dir, method="vi", spatial_scale="auto", vi_steps=1000 if quick else 1500, seed=seed,
+        cube,
+        models,
+        out_dir,
+        method="vi",
+        spatial_scale="auto",
+        vi_steps=1000 if quick else 1500,
+        seed=seed,
         progress=progress,
     )
     return tree, cube_summary(tree, cube.truth), written, time.perf_counter() - start

@@ -72,8 +72,13 @@ def run(model: SpectralModel, label: str, batch: int, seed: int, with_nuts: bool
 
     _, map_first = timed(map_batch, mix, spectra)
     _, map_second = timed(map_batch, mix, spectra)
-    row = {"model": label, "channels": pre.n_channels, "map_batch": batch,
-           "map_ms_per_spectrum": 1e3 * map_second / batch, "map_compile_s": map_first - map_second}
+    row = {
+        "model": label,
+        "channels": pre.n_channels,
+        "map_batch": batch,
+        "map_ms_per_spectrum": 1e3 * map_second / batch,
+        "map_compile_s": map_first - map_second,
+    }
     print(row, flush=True)
     if not with_nuts:  # random weights give a meaningless posterior: time MAP only
         return row

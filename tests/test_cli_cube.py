@@ -43,6 +43,8 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=xray_thermal", "--prior-scale", "big"], "positive number or 'auto'"),
         (["--model", "thermal=xray_thermal", "--prior-scale", "-1"], "positive number or 'auto'"),
         (["--model", "thermal=xray_thermal:sideways"], "unknown coordinates"),
+        (["--model", "thermal=xray_thermal", "--amplitude-scale", "-1"], "amplitude_scale must be a positive"),
+        (["--model", "thermal=xray_thermal", "--prior", "none", "--amplitude-scale", "0.3"], "needs a spatial prior"),
     ],
 )
 def test_fit_cube_bad_options(cube_file, tmp_path, args, message):
@@ -83,4 +85,3 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
         assert chosen[name][int(k)] == float(value)
     else:
         assert chosen == {"thermal": [float(best)] * 2, "synchrotron": [float(best)]}
-

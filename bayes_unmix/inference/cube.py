@@ -297,6 +297,7 @@ def select_spatial_scale(
     key: jax.Array,
     scales: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3),
     per_latent: bool = True,
+    amplitude_scales: tuple[float, ...] = (),
     map_iter: int = 1000,
     tol: float = 1e-7,
     init: dict | None = None,
@@ -317,14 +318,16 @@ def select_spatial_scale(
 
     First one scale shared by every latent map (each of ``scales``); then, if ``per_latent``, one sweep
     over the latent maps, each trying the other candidates with the rest held (a textured kT map and a
-    smooth photon-index map want different smoothing). An evidence lower bound is no substitute here:
+    smooth photon-index map want different smoothing); last, each of ``amplitude_scales`` for the spatial prior
+    on the log amplitude maps (:attr:`CubeModel.amplitude_scale`) against the model's own (default: off). An
+    evidence lower bound is no substitute here:
     a guide without spatial correlations loosens the bound most for strong smoothing, so it picks weak
     smoothing even for flat maps. Returns the model with the chosen scales and ``{candidate: held-out
-    log-likelihood}`` with keys ``"0.03"`` (shared) and ``"thermal[0]=0.1"`` (one latent changed from the
-    best so far). Needs integer counts.
+    log-likelihood}`` with keys ``"0.03"`` (shared), ``"thermal[0]=0.1"`` (one latent changed from the
+    best so far) and ``"amplitude=0.3"``. Needs integer counts.
     """
-    if not scales or any(not s > 0 for s in scales):
-        raise ValueError(f"scales must be positive numbers, got {scales}")
+    if not scales or any(not s > 0 for s in (*scales, *amplitude_scales)):
+        raise ValueError(f"scales must be positive numbers, got {scales} and {amplitude_scales}")
     x = model.check_counts(counts)
     if not np.array_equal(x, np.round(x)):
         raise CubeInputError("cross-validating the spatial scale needs integer counts (it splits them binomially)")
@@ -341,10 +344,9 @@ def select_spatial_scale(
     best_total = -np.inf
     scored: dict[tuple, float] = {}  # a sweep step may land on a configuration already scored
 
-    def held_out(spatial_scale) -> float:
+    def held_out(candidate: CubeModel) -> float:
         nonlocal best_fits, best_total
-        candidate = dataclasses.replace(model, spatial_scale=spatial_scale)
-        config_key = tuple(tuple(candidate.latent_scales(c)) for c in model.components)
+        config_key = (tuple(tuple(candidate.latent_scales(c)) for c in model.components), candidate.amplitude_scale)
         if config_key in scored:
             return scored[config_key]
         total, points = 0.0, []
@@ -363,9 +365,10 @@ def select_spatial_scale(
 
     sweep = [(c, k, s) for c in model.components for k in range(c.n_latent) for s in scales] if per_latent else []
     score: dict[str, float] = {}
-    with tqdm(total=len(scales) + len(sweep), desc="spatial scale", disable=not progress) as bar:
+    total = len(scales) + len(sweep) + len(amplitude_scales)
+    with tqdm(total=total, desc="spatial scale", disable=not progress) as bar:
         for scale in scales:
-            score[f"{scale:g}"] = held_out(float(scale))
+            score[f"{scale:g}"] = held_out(dataclasses.replace(model, spatial_scale=float(scale)))
             bar.update()
         best = max(scales, key=lambda scale: score[f"{scale:g}"])
         chosen, best_score = dataclasses.replace(model, spatial_scale=float(best)), score[f"{best:g}"]
@@ -376,9 +379,15 @@ def select_spatial_scale(
                 continue
             trial[c.name][k] = float(scale)
             label = f"{c.name}[{k}]={scale:g}"
-            score[label] = held_out(trial)
+            score[label] = held_out(dataclasses.replace(chosen, spatial_scale=trial))
             if score[label] > best_score:
-                chosen, best_score = dataclasses.replace(model, spatial_scale=trial), score[label]
+                chosen, best_score = dataclasses.replace(chosen, spatial_scale=trial), score[label]
+        for scale in amplitude_scales:
+            bar.update()
+            label = f"amplitude={scale:g}"
+            score[label] = held_out(dataclasses.replace(chosen, amplitude_scale=float(scale)))
+            if score[label] > best_score:
+                chosen, best_score = dataclasses.replace(chosen, amplitude_scale=float(scale)), score[label]
     return chosen, score
 
 

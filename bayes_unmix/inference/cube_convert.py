@@ -177,6 +177,7 @@ def _record(model: CubeModel, method: str, ci_prob: float, attrs: dict | None) -
         "parameters": ",".join(f"{c.name}_{p}" for c in model.components for p in c.parameter_names),
         "spatial_prior": model.spatial_prior,
         "spatial_scale": scale_attr(model),
+        "amplitude_scale": "off" if model.amplitude_scale is None else model.amplitude_scale,
         "n_scales": model.n_scales,
         "ci_prob": ci_prob,
         "bayes_unmix_version": bayes_unmix.__version__,

@@ -132,7 +132,10 @@ def test_pretrained_components(name, sim, nmse_db, tolerance):
 
 @pytest.mark.parametrize(
     ("name", "sim", "nmse_db"),
-    [("xray_thermal", SimulatorComponent.thermal(), 30.0), ("xray_synchrotron", SimulatorComponent.synchrotron(), 40.0)],
+    [
+        ("xray_thermal", SimulatorComponent.thermal(), 30.0),
+        ("xray_synchrotron", SimulatorComponent.synchrotron(), 40.0),
+    ],
 )
 def test_pretrained_components_in_physical_coordinates(name, sim, nmse_db):
     """theta = standardised physical parameters: decoded spectra match the simulator at those parameters
@@ -147,5 +150,5 @@ def test_pretrained_components_in_physical_coordinates(name, sim, nmse_db):
     decoded = np.asarray(comp.spectra(theta))
     assert np.median(-10 * np.log10(np.sum((decoded - spectra) ** 2, -1) / np.sum(spectra**2, -1))) > nmse_db
     weights = load_component(name, coordinates="weights")
-    assert isinstance(weights, IAEComponent) and weights.n_latent == 2 ** sim.n_latent
+    assert isinstance(weights, IAEComponent) and weights.n_latent == 2**sim.n_latent
     assert comp.training == weights.training

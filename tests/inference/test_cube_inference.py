@@ -281,3 +281,27 @@ def test_spatial_scales_are_chosen_by_cross_validation():
         select_spatial_scale(model, counts, key=jax.random.key(0), scales=(0.0,), init=init, progress=False)
     with pytest.raises(CubeInputError, match="integer counts"):
         select_spatial_scale(model, counts + 0.5, key=jax.random.key(0), init=init, progress=False)
+
+
+def test_amplitude_scale_is_chosen_by_cross_validation():
+    """Flat amplitude maps make the spatial prior on the log amplitudes win on held-out counts; amplitudes
+    rough from pixel to pixel (a factor e^+-1) make it lose."""
+    toys = _toys()
+    comps = (toys.Thermal(), toys.PowerLaw())
+    rng = np.random.default_rng(3)
+    theta = (np.full((2, SIZE, SIZE), 0.1), np.full((1, SIZE, SIZE), -0.1))
+    spectra = [np.asarray(c.spectra(jnp.moveaxis(jnp.asarray(t), 0, -1))) for c, t in zip(comps, theta)]
+    chosen = {}
+    for label, amp in (
+        ("flat", np.full((2, SIZE, SIZE), 300.0)),
+        ("rough", 300.0 * np.exp(rng.uniform(-1, 1, (2, SIZE, SIZE)))),
+    ):
+        counts = rng.poisson(np.moveaxis(sum(a[..., None] * s for a, s in zip(amp, spectra)), -1, 0)).astype(float)
+        model = CubeModel(comps, SIZE, SIZE)
+        kw = {"key": jax.random.key(0), "scales": (0.003,), "map_iter": 200, "progress": False}
+        best, held_out = select_spatial_scale(
+            model, counts, amplitude_scales=(0.01,), init=point_from_maps(model, amp, theta), **kw
+        )
+        assert set(held_out) == {"0.003", "amplitude=0.01"}
+        chosen[label] = best.amplitude_scale
+    assert chosen == {"flat": 0.01, "rough": None}
