@@ -265,11 +265,12 @@ def fit_cube(
         ),
     ] = "0.02",
     amplitude_scale: Annotated[
-        float | None,
+        str,
         typer.Option(
-            help="Scale (natural log units) of the same spatial prior on the log amplitude maps; off if not given."
+            help="The same spatial prior on the log amplitude maps: a scale (natural log units), 'off', or 'auto' "
+            "(with --prior-scale auto: off, 0.3, 1 or 3 by the same cross-validation)."
         ),
-    ] = None,
+    ] = "off",
     steps: Annotated[int, typer.Option(min=1, help="VI steps.")] = 1500,
     guide: Annotated[
         str, typer.Option(help="VI guide: pixel (full covariance within each pixel), meanfield or lowrank.")

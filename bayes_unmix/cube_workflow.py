@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 METHODS = ("map", "vi", "nuts", "pixel")
+# log-amplitude scales tried by amplitude_scale="auto" (besides off); on the 94x94 toy cube held-out counts
+# favoured 1.0 over 0.3 and off (benchmarks/photon_index_bias.py and the README's cube section)
+AMPLITUDE_CANDIDATES = (0.3, 1.0, 3.0)
 
 
 class CubeFitError(ValueError):
@@ -175,7 +178,7 @@ def fit_cube(
     background=None,
     spatial_prior: str = "starlet",
     spatial_scale: float | str = 0.02,
-    amplitude_scale: float | None = None,
+    amplitude_scale: float | str | None = None,
     vi_steps: int = 1500,
     guide: str = "pixel",
     num_warmup: int = 300,
@@ -193,8 +196,9 @@ def fit_cube(
     (one per latent map, cross-validated on halves of the counts by
     :func:`~bayes_unmix.inference.cube.select_spatial_scale` from the per-pixel MAP, candidates 0.01,
     0.03, 0.1, 0.3). ``amplitude_scale``: the same spatial prior on the log amplitude maps
-    (:class:`~bayes_unmix.models.cube.CubeModel`; ``None``: off). Raises :class:`CubeFitError` before writing
-    on bad input.
+    (:class:`~bayes_unmix.models.cube.CubeModel`): a number, ``None``/``"off"``, or ``"auto"`` (with
+    ``spatial_scale="auto"``: off or one of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation). Raises
+    :class:`CubeFitError` before writing on bad input.
     """
     if method not in METHODS:
         raise CubeFitError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -207,16 +211,20 @@ def fit_cube(
         scale = float("nan")
     if not scale > 0:
         raise CubeFitError(f"the spatial prior scale must be a positive number or 'auto', got {spatial_scale!r}")
+    amplitude_auto = amplitude_scale == "auto"
+    if amplitude_auto and not auto:
+        raise CubeFitError("amplitude scale 'auto' is chosen by cross-validation: it needs the prior scale 'auto' too")
+    amplitude = None if amplitude_auto or amplitude_scale in (None, "off") else _number(amplitude_scale)
     data = _load_cube(cube)
     components = load_components(models)
-    model = _build_model(components, data.counts, spatial_prior, scale, amplitude_scale)
+    model = _build_model(components, data.counts, spatial_prior, scale, amplitude)
     bkg = _load_background(background, data.counts.shape)
     start = time.perf_counter()
     held_out = None
     if auto and spatial_prior != "none" and method != "pixel":
         if not np.array_equal(data.counts, np.round(data.counts)):
             raise CubeFitError("--prior-scale auto cross-validates on integer counts; give a number for this cube")
-        model, held_out = _select_scale(model, data, bkg, seed, progress)
+        model, held_out = _select_scale(model, data, bkg, seed, amplitude_auto, progress)
     tree = _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress)
     tree.attrs.update({"seed": seed, "fit_seconds": time.perf_counter() - start, "cube": str(data.source or cube)})
     if held_out is not None:  # the chosen scales are in the model's record
@@ -228,13 +236,27 @@ def fit_cube(
     return tree, write_cube_outputs(tree, out_dir, context=context, save_draws=save_draws, truth=data.truth)
 
 
-def _select_scale(model, data, bkg, seed: int, progress: bool) -> tuple[CubeModel, dict[str, float]]:
+def _number(value) -> float:
+    """A positive number from a CLI/API value, or a :class:`CubeFitError`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (np.isfinite(number) and number > 0):
+        raise CubeFitError(f"the amplitude scale must be a positive number, 'off' or 'auto', got {value!r}")
+    return number
+
+
+def _select_scale(model, data, bkg, seed: int, amplitude: bool, progress: bool) -> tuple[CubeModel, dict[str, float]]:
     from bayes_unmix.inference.cube import select_spatial_scale
     from bayes_unmix.inference.cube_pixel import pixel_map_point
 
     init = pixel_map_point(model, data.counts, background=bkg, progress=progress)
     key = jax.random.fold_in(jax.random.key(seed), 1)
-    return select_spatial_scale(model, data.counts, key=key, init=init, background=bkg, progress=progress)
+    candidates = AMPLITUDE_CANDIDATES if amplitude else ()
+    return select_spatial_scale(
+        model, data.counts, key=key, amplitude_scales=candidates, init=init, background=bkg, progress=progress
+    )
 
 
 def _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress):
@@ -389,6 +411,7 @@ def run_cube_demo(
         out_dir,
         method="vi",
         spatial_scale="auto",
+        amplitude_scale="auto",
         vi_steps=1000 if quick else 1500,
         seed=seed,
         progress=progress,

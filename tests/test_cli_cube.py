@@ -43,7 +43,8 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=xray_thermal", "--prior-scale", "big"], "positive number or 'auto'"),
         (["--model", "thermal=xray_thermal", "--prior-scale", "-1"], "positive number or 'auto'"),
         (["--model", "thermal=xray_thermal:sideways"], "unknown coordinates"),
-        (["--model", "thermal=xray_thermal", "--amplitude-scale", "-1"], "amplitude_scale must be a positive"),
+        (["--model", "thermal=xray_thermal", "--amplitude-scale", "-1"], "amplitude scale must be a positive"),
+        (["--model", "thermal=xray_thermal", "--amplitude-scale", "auto"], "needs the prior scale 'auto'"),
         (["--model", "thermal=xray_thermal", "--prior", "none", "--amplitude-scale", "0.3"], "needs a spatial prior"),
     ],
 )
@@ -67,19 +68,25 @@ def test_fit_cube_bad_cubes(tmp_path):
 
 
 def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
-    """``--prior-scale auto`` cross-validates one scale per latent map and records the scores."""
+    """``--prior-scale auto`` cross-validates one scale per latent map (and ``--amplitude-scale auto`` the
+    log-amplitude prior) and records the scores."""
     out = tmp_path / "out"
     args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--method", "map", "--prior-scale", "auto", "-q"]
+    args += ["--amplitude-scale", "auto"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     attrs = json.loads((out / "summary.json").read_text())["attrs"]
     scores = json.loads(attrs["spatial_scale_held_out_loglik"])
-    assert {"0.01", "0.03", "0.1", "0.3"} <= set(scores) and all(np.isfinite(list(scores.values())))
+    assert {"0.01", "0.03", "0.1", "0.3", "amplitude=0.3", "amplitude=1", "amplitude=3"} <= set(scores)
+    assert all(np.isfinite(list(scores.values())))
     chosen = attrs["spatial_scale"]
     chosen = json.loads(chosen) if isinstance(chosen, str) else {"thermal": [chosen] * 2, "synchrotron": [chosen]}
     assert {k: len(v) for k, v in chosen.items()} == {"thermal": 2, "synchrotron": 1}
     # every accepted change scores better than the last: the best label is in the recorded scales
     best = max(scores, key=scores.get)
+    assert attrs["amplitude_scale"] == (float(best.split("=")[1]) if best.startswith("amplitude=") else "off")
+    if best.startswith("amplitude="):
+        return
     if "[" in best:
         name, k, value = best.replace("]=", "[").split("[")
         assert chosen[name][int(k)] == float(value)
