@@ -113,7 +113,7 @@ def nuts_part(args, cube, model: CubeModel, start: dict, report: dict, seconds_l
     """Whole-cube NUTS with as many draws as fit in ``seconds_left`` at the probe's cost per draw."""
     probe = report["nuts_probe"]
     per_draw = probe["s_per_step"] * max(r["mean_steps"] for r in probe["runs"])
-    n = int((seconds_left - probe["runs"][0]["s"]) / per_draw)  # the short probe run ~ compilation
+    n = max(0, int((seconds_left - probe["runs"][0]["s"]) / per_draw))  # the short probe run ~ compilation
     warmup = min(args.warmup, n // 2)
     samples = min(args.samples, n - warmup)
     report["nuts_plan"] = {"seconds_left": seconds_left, "s_per_draw": per_draw, "warmup": warmup, "samples": samples}
