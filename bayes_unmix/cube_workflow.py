@@ -157,10 +157,9 @@ def _build_model(
     if any(n != counts.shape[0] for n in channels.values()):
         raise CubeFitError(f"the cube has {counts.shape[0]} channels but the components have {channels}")
     try:
-        shape = counts.shape[1:]
         return CubeModel(
             components,
-            *shape,
+            *counts.shape[1:],
             spatial_prior=spatial_prior,
             spatial_scale=spatial_scale,
             amplitude_scale=amplitude_scale,
@@ -205,16 +204,13 @@ def fit_cube(
     if guide not in ("meanfield", "lowrank", "pixel"):
         raise CubeFitError(f"unknown guide {guide!r}; use meanfield, lowrank or pixel")
     auto = spatial_scale == "auto"
-    try:
-        scale = 0.02 if auto else float(spatial_scale)
-    except (TypeError, ValueError):
-        scale = float("nan")
-    if not scale > 0:
-        raise CubeFitError(f"the spatial prior scale must be a positive number or 'auto', got {spatial_scale!r}")
+    scale = 0.02 if auto else _positive(spatial_scale, "the spatial prior scale must be a positive number or 'auto'")
     amplitude_auto = amplitude_scale == "auto"
     if amplitude_auto and not auto:
         raise CubeFitError("amplitude scale 'auto' is chosen by cross-validation: it needs the prior scale 'auto' too")
-    amplitude = None if amplitude_auto or amplitude_scale in (None, "off") else _number(amplitude_scale)
+    amplitude = None
+    if not (amplitude_auto or amplitude_scale in (None, "off")):
+        amplitude = _positive(amplitude_scale, "the amplitude scale must be a positive number, 'off' or 'auto'")
     data = _load_cube(cube)
     components = load_components(models)
     model = _build_model(components, data.counts, spatial_prior, scale, amplitude)
@@ -236,14 +232,14 @@ def fit_cube(
     return tree, write_cube_outputs(tree, out_dir, context=context, save_draws=save_draws, truth=data.truth)
 
 
-def _number(value) -> float:
-    """A positive number from a CLI/API value, or a :class:`CubeFitError`."""
+def _positive(value, message: str) -> float:
+    """A positive finite number from a CLI/API value, or a :class:`CubeFitError` ``"{message}, got {value!r}"``."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
     if not (np.isfinite(number) and number > 0):
-        raise CubeFitError(f"the amplitude scale must be a positive number, 'off' or 'auto', got {value!r}")
+        raise CubeFitError(f"{message}, got {value!r}")
     return number
 
 

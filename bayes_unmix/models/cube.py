@@ -138,14 +138,14 @@ class CubeModel:
                 f"a {self.height}x{self.width} image is too small for {self.n_scales} starlet scales "
                 f"(needs more than {2**self.n_scales} pixels per side)"
             )
-        object.__setattr__(self, "spatial_scale", self._checked_scales(self.spatial_scale, "spatial_scale"))
+        object.__setattr__(self, "spatial_scale", self._checked_scales(self.spatial_scale))
         if self.amplitude_scale is not None:
             if self.spatial_prior == "none":
                 raise CubeInputError("amplitude_scale needs a spatial prior (starlet or smooth)")
-            scale = self._checked_scales(self.amplitude_scale, "amplitude_scale")
-            if not isinstance(scale, float):
-                raise CubeInputError(f"amplitude_scale must be a positive number, got {self.amplitude_scale!r}")
-            object.__setattr__(self, "amplitude_scale", scale)
+            scale = self.amplitude_scale
+            if not (isinstance(scale, numbers.Real) and np.isfinite(scale) and scale > 0):
+                raise CubeInputError(f"amplitude_scale must be a positive number, got {scale!r}")
+            object.__setattr__(self, "amplitude_scale", float(scale))
         if self.latent_region not in ("simplex", "box"):
             raise CubeInputError(f"unknown latent region {self.latent_region!r}; use simplex or box")
 
@@ -161,16 +161,13 @@ class CubeModel:
     def n_pixels(self) -> int:
         return self.height * self.width
 
-    def _checked_scales(self, scale, field: str) -> float | dict[str, tuple[float, ...]]:
-        def valid(v):
-            return np.isfinite(v) & (v > 0)
-
+    def _checked_scales(self, scale) -> float | dict[str, tuple[float, ...]]:
         if not isinstance(scale, Mapping):
-            if not (isinstance(scale, numbers.Real) and valid(scale)):
-                raise CubeInputError(f"{field} must be a positive number, got {scale!r}")
+            if not (isinstance(scale, numbers.Real) and np.isfinite(scale) and scale > 0):
+                raise CubeInputError(f"spatial_scale must be a positive number, got {scale!r}")
             return float(scale)
         if set(scale) != set(self.names):
-            raise CubeInputError(f"{field} must give a scale for each of {list(self.names)}, got {list(scale)}")
+            raise CubeInputError(f"spatial_scale must give a scale for each of {list(self.names)}, got {list(scale)}")
         out = {}
         for c in self.components:
             try:
@@ -178,9 +175,9 @@ class CubeModel:
             except (TypeError, ValueError):
                 values = np.full(c.n_latent, np.nan)
             values = np.full(c.n_latent, values) if values.ndim == 0 else values
-            if values.shape != (c.n_latent,) or not np.all(valid(values)):
+            if values.shape != (c.n_latent,) or not np.all(np.isfinite(values) & (values > 0)):
                 raise CubeInputError(
-                    f"{field} of {c.name} must be a positive number or {c.n_latent} of them, got {scale[c.name]!r}"
+                    f"spatial_scale of {c.name} must be a positive number or {c.n_latent} of them, got {scale[c.name]!r}"
                 )
             out[c.name] = tuple(float(v) for v in values)
         return out
