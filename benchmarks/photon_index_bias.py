@@ -15,6 +15,7 @@ about 2 minutes per scale); prints a table and writes ``benchmarks/results/photo
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -59,9 +60,11 @@ def by_share(cube, map_gamma, mean, lo, hi) -> list[dict]:
     return rows
 
 
-def run(cube, models: dict, scale: dict, amplitude_scale: float | None, args) -> dict:
+def run(cube, models: dict, scale: dict, amplitude_scale: float | None, n_scales: int, args) -> dict:
     comps = load_components(models)
-    model = CubeModel(comps, args.size, args.size, spatial_scale=scale, amplitude_scale=amplitude_scale)
+    model = CubeModel(
+        comps, args.size, args.size, n_scales=n_scales, spatial_scale=scale, amplitude_scale=amplitude_scale
+    )
     t0 = time.perf_counter()
     trace = cube_map_point(model, cube.counts, progress=False)
     map_gamma = model.to_maps(comps[1].parameters(trace.point["theta_synchrotron"]))[0]
@@ -86,6 +89,7 @@ def main() -> None:
     parser.add_argument(
         "--amplitude-scales", nargs="+", default=["none"], help="log-amplitude spatial scales ('none': off)"
     )
+    parser.add_argument("--n-scales", type=int, nargs="+", default=[2], help="starlet detail planes")
     parser.add_argument("--vi-steps", type=int, default=1000)
     parser.add_argument("--simulator", action="store_true", help="also fit with the exact simulator components")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -95,21 +99,23 @@ def main() -> None:
     results = []
     for name in ("iae", "simulator") if args.simulator else ("iae",):
         for s in args.scales:
-            for a in [None if a == "none" else float(a) for a in args.amplitude_scales]:
+            for a, j in itertools.product(
+                [None if a == "none" else float(a) for a in args.amplitude_scales], args.n_scales
+            ):
                 scale = {"thermal": list(args.thermal_scales), "synchrotron": [s]}
-                row = {"components": name, "photon_index_scale": s, "amplitude_scale": a}
-                results.append(row | run(cube, MODELS[name], scale, a, args))
-                print(f"done: {name} scale {s} amplitude scale {a} ({results[-1]['seconds']:.0f} s)", flush=True)
+                row = {"components": name, "photon_index_scale": s, "amplitude_scale": a, "n_scales": j}
+                results.append(row | run(cube, MODELS[name], scale, a, j, args))
+                print(f"done: {name} scale {s} amplitude scale {a} J={j} ({results[-1]['seconds']:.0f} s)", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "results": results}, indent=2))
     print(
-        f"\n{'components':>10} {'scale':>6} {'amp.':>5} {'share':>8} {'pixels':>6} {'MAP bias':>9} {'mean bias':>9} "
+        f"\n{'components':>10} {'scale':>6} {'amp.':>5} {'J':>2} {'share':>8} {'pixels':>6} {'MAP bias':>9} {'mean bias':>9} "
         f"{'sd':>6} {'cover':>6}"
     )
     for r in results:
         for b in r["by_share"]:
             print(
-                f"{r['components']:>10} {r['photon_index_scale']:>6g} {r['amplitude_scale'] or '-':>5} {b['share']:>8} "
+                f"{r['components']:>10} {r['photon_index_scale']:>6g} {r['amplitude_scale'] or '-':>5} {r['n_scales']:>2} {b['share']:>8} "
                 f"{b['pixels']:>6} {b['map_bias']:>+9.3f} {b['mean_bias']:>+9.3f} {b['sd']:>6.3f} {b['coverage']:>6.2f}"
             )
         print(f"{'':>10} 90 % coverage of every map:", {k: round(v, 3) for k, v in r["coverage_90"].items()})
