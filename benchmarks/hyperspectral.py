@@ -10,7 +10,8 @@ synchrotron, shipped IAE components) it reports
   VI posterior means (the Bayesian model in physical coordinates);
 * the spatial prior's scales: fixed (``--prior-scale 0.02``, or per latent ``'{"thermal": [0.1, 0.03],
   "synchrotron": 0.03}'``) or chosen on the data by Poisson cross-validation (``--prior-scale auto``: one shared
-  scale, then one sweep over the latent maps, :func:`~bayes_unmix.inference.cube.select_spatial_scale`);
+  scale, then one sweep over the latent maps, :func:`~bayes_unmix.inference.cube.select_spatial_scale`), and
+  the spatial prior on the log amplitude maps (``--amplitude-scale``: a number, ``off``, or ``auto``);
 * coverage of per-pixel 90 % intervals (over the pixels where the component is present): cube VI
   (mean-field, and a full covariance per pixel) on the whole cube, and on a ``--nuts-crop`` crop of the
   remnant's shell and rim: the same VI intervals, NUTS on the joint cube model of the crop (the exact
@@ -35,6 +36,7 @@ import jax
 import numpy as np
 
 import bayes_unmix  # noqa: F401  (float64)
+from bayes_unmix.cube_workflow import AMPLITUDE_CANDIDATES
 from bayes_unmix.data.cube import toy_remnant_cube
 from bayes_unmix.inference.cube import (
     CubeMAPConfig,
@@ -127,6 +129,12 @@ def main() -> None:
     )
     parser.add_argument("--scale-candidates", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
     parser.add_argument(
+        "--amplitude-scale",
+        default="auto",
+        help="spatial prior on the log amplitude maps: a number, 'off', or 'auto' (with --prior-scale auto: "
+        "off or one of cube_workflow.AMPLITUDE_CANDIDATES, cross-validated after the latent scales)",
+    )
+    parser.add_argument(
         "--scale-iter", type=int, default=1000, help="most MAP iterations per fold and candidate (stops when converged)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -137,7 +145,11 @@ def main() -> None:
     weight_comps = tuple(load_component(f"xray_{n}", coordinates="weights") for n in ("thermal", "synchrotron"))
     auto = args.prior_scale == "auto"
     fixed = json.loads(args.prior_scale) if not auto else 0.02  # a number or {"thermal": [s_kT, s_z], ...}
-    model = CubeModel(comps, args.size, args.size, spatial_scale=fixed)
+    amplitude_auto = args.amplitude_scale == "auto"
+    if amplitude_auto and not auto:
+        parser.error("--amplitude-scale auto needs --prior-scale auto")
+    amplitude = None if amplitude_auto or args.amplitude_scale == "off" else float(args.amplitude_scale)
+    model = CubeModel(comps, args.size, args.size, spatial_scale=fixed, amplitude_scale=amplitude)
     total = cube.counts.sum(0)
     inside = cube.truth.mask
     low = total <= np.median(total[inside])
@@ -155,12 +167,13 @@ def main() -> None:
             cube.counts,
             key=jax.random.key(args.seed),
             scales=tuple(args.scale_candidates),
+            amplitude_scales=AMPLITUDE_CANDIDATES if amplitude_auto else (),
             map_iter=args.scale_iter,
             init=pixel,
             progress=False,
         )
         timing["scale_selection_s"] = time.perf_counter() - t0
-        print(f"done: spatial scale {model.spatial_scale} (held-out log-likelihood {held_out})", flush=True)
+        print(f"done: spatial scale {model.spatial_scale}, amplitude {model.amplitude_scale} (held-out log-likelihood {held_out})", flush=True)
 
     # the published algorithm on the IAE's barycentric weights, then the same on physical coordinates
     config = SushiConfig(max_iter=args.sushi_iter)
@@ -225,6 +238,7 @@ def main() -> None:
     report = {
         "settings": vars(args) | {"out": str(args.out), "devices": len(jax.devices()), "cpus": os.cpu_count()},
         "spatial_scale": model.spatial_scale,
+        "amplitude_scale": model.amplitude_scale,
         "scale_held_out_loglik": held_out if auto else None,
         "rmse": rows,
         "coverage_90": cover,

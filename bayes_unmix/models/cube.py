@@ -200,7 +200,10 @@ class CubeModel:
         return constraints.interval(low, high)
 
     def with_prior(self, spatial_prior: SpatialPrior, **kw) -> CubeModel:
-        """The same components and image with another spatial prior (e.g. ``"none"``)."""
+        """The same components and image with another spatial prior; ``"none"`` (independent pixels) also
+        drops the prior on the log amplitude maps."""
+        if spatial_prior == "none":
+            kw.setdefault("amplitude_scale", None)
         return dataclasses.replace(self, spatial_prior=spatial_prior, **kw)
 
     def check_counts(self, counts, *, name: str = "counts") -> np.ndarray:

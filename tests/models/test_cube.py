@@ -253,3 +253,10 @@ def test_amplitude_prior_is_the_smoothness_density_of_the_log_amplitude_maps():
 def test_amplitude_scale_validation(kwargs):
     with pytest.raises(CubeInputError, match="amplitude_scale"):
         CubeModel((Thermal(), PowerLaw()), 8, 8, **kwargs)
+
+
+def test_independent_pixels_drop_the_amplitude_prior():
+    """The pixel-by-pixel baseline (``with_prior("none")``) of a model with a log-amplitude prior is valid."""
+    model = CubeModel((Thermal(), PowerLaw()), 8, 8, amplitude_scale=0.5)
+    assert model.with_prior("none").amplitude_scale is None
+    assert model.with_prior("smooth").amplitude_scale == 0.5
