@@ -248,8 +248,8 @@ def test_cube_vi_pixel_guide_keeps_amplitude_correlations(noisy):
     with pytest.raises(ValueError, match="guide"):
         cube_vi(model, counts, key=jax.random.key(0), guide="full", init=init, progress=False)
     # a guide still climbing when the steps run out is flagged, not returned silently
+    kw = {"steps": 500, "learning_rate": 3e-3, "init_scale": 1e-3, "init": init, "progress": False}
     with pytest.warns(ConvergenceWarning, match="VI has not converged"):
-        kw = {"steps": 500, "learning_rate": 3e-3, "init_scale": 1e-3, "init": init, "progress": False}
         cube_vi(model, counts, key=jax.random.key(0), **kw)
 
 
@@ -270,7 +270,7 @@ def test_spatial_scales_are_chosen_by_cross_validation():
         counts = rng.poisson(cube).astype(float)
         model = CubeModel(comps, SIZE, SIZE)
         init = point_from_maps(model, amp, theta)
-        kw = dict(key=jax.random.key(0), scales=(0.003, 0.3), map_iter=200, init=init, progress=False)
+        kw = {"key": jax.random.key(0), "scales": (0.003, 0.3), "map_iter": 200, "init": init, "progress": False}
         best, held_out = select_spatial_scale(model, counts, per_latent=label == "mixed", **kw)
         chosen[label] = best.spatial_scale
         if label != "mixed":

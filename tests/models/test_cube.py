@@ -237,7 +237,7 @@ def test_amplitude_prior_is_the_smoothness_density_of_the_log_amplitude_maps():
     rough = point["amplitude"] * jnp.exp(0.5 * jax.random.normal(jax.random.key(0), (p, 2)))
     factor = lambda m, a: float(
         log_density(make_cube_model(m), data, {}, {**point, "amplitude": a})[1]["spatial_amplitude"]["fn"].log_prob(0.0)
-    )  # noqa: E731
+    )
     assert factor(with_amp, point["amplitude"]) > factor(with_amp, rough) + 50.0
     assert "spatial_amplitude" not in log_density(make_cube_model(plain), data, {}, point)[1]
 
