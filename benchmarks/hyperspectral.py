@@ -173,7 +173,10 @@ def main() -> None:
             progress=False,
         )
         timing["scale_selection_s"] = time.perf_counter() - t0
-        print(f"done: spatial scale {model.spatial_scale}, amplitude {model.amplitude_scale} (held-out log-likelihood {held_out})", flush=True)
+        print(
+            f"done: spatial scale {model.spatial_scale}, amplitude {model.amplitude_scale} (held-out log-likelihood {held_out})",
+            flush=True,
+        )
 
     # the published algorithm on the IAE's barycentric weights, then the same on physical coordinates
     config = SushiConfig(max_iter=args.sushi_iter)
