@@ -271,6 +271,9 @@ def fit_cube(
             "(with --prior-scale auto: off, 0.3, 1 or 3 by the same cross-validation)."
         ),
     ] = "off",
+    starlet_scales: Annotated[
+        int, typer.Option(min=1, help="Starlet detail planes of the starlet prior (needs images wider than 2^N px).")
+    ] = 2,
     steps: Annotated[int, typer.Option(min=1, help="VI steps.")] = 1500,
     guide: Annotated[
         str, typer.Option(help="VI guide: pixel (full covariance within each pixel), meanfield or lowrank.")
@@ -296,6 +299,7 @@ def fit_cube(
             spatial_prior=prior,
             spatial_scale=prior_scale,
             amplitude_scale=amplitude_scale,
+            n_scales=starlet_scales,
             vi_steps=steps,
             guide=guide,
             num_warmup=num_warmup,

@@ -6,7 +6,8 @@ shipped IAE components and, with ``--simulator``, with the exact simulator compo
 separates surrogate error from the posterior's own behaviour). For the pixels where synchrotron is present it
 reports, by synchrotron share of the pixel's expected counts, the bias of the MAP and of the posterior mean,
 the posterior sd and the coverage of 90 % intervals, with the overall coverage of every map. ``--amplitude-scales``
-adds the spatial prior on the log amplitude maps (``CubeModel.amplitude_scale``; ``none``: off).
+adds the spatial prior on the log amplitude maps (``CubeModel.amplitude_scale``; ``none``: off), ``--n-scales`` the
+starlet depths (``CubeModel.n_scales``) to try.
 
 Run ``.venv/bin/python benchmarks/photon_index_bias.py`` (about 3 minutes on 2 cores; ``--simulator`` adds
 about 2 minutes per scale); prints a table and writes ``benchmarks/results/photon_index_bias.json``.

@@ -23,12 +23,13 @@ def cube_file(tmp_path_factory):
 
 def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
     out = tmp_path / "out"
-    result = runner.invoke(app, ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--method", "pixel", "-q"])
+    args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--method", "pixel", "--starlet-scales", "1", "-q"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.iterdir()}
     assert {"maps.nc", "summary.json", "report.md", "maps_mean.png", "map_thermal_kT_keV.png"} <= names
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["attrs"]["method"] == "pixel-map"
+    assert summary["attrs"]["method"] == "pixel-map" and summary["attrs"]["n_scales"] == 1
     kt = summary["maps"]["thermal_kT_keV"]["mean"]
     assert 0.8 <= kt <= 6.0  # inside the trained range, in keV
 
@@ -46,6 +47,7 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=xray_thermal", "--amplitude-scale", "-1"], "amplitude scale must be a positive"),
         (["--model", "thermal=xray_thermal", "--amplitude-scale", "auto"], "needs the prior scale 'auto'"),
         (["--model", "thermal=xray_thermal", "--prior", "none", "--amplitude-scale", "0.3"], "needs a spatial prior"),
+        (["--model", "thermal=xray_thermal", "--starlet-scales", "3"], "too small for 3 starlet scales"),
     ],
 )
 def test_fit_cube_bad_options(cube_file, tmp_path, args, message):
