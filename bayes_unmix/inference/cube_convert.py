@@ -178,6 +178,7 @@ def _record(model: CubeModel, method: str, ci_prob: float, attrs: dict | None) -
         "spatial_prior": model.spatial_prior,
         "spatial_scale": scale_attr(model),
         "amplitude_scale": "off" if model.amplitude_scale is None else model.amplitude_scale,
+        "amplitude_prior": model.amplitude_prior,
         "n_scales": model.n_scales,
         "ci_prob": ci_prob,
         "bayes_unmix_version": bayes_unmix.__version__,

@@ -34,7 +34,9 @@ coordinates and ``b`` an optional fixed background cube (expected counts). Prior
   scale ``amplitude_scale`` (natural log units). Without it each pixel's amplitudes are free: where
   synchrotron is faint a steep power law can trade places with part of the thermal continuum over a wide
   range of synchrotron amplitudes, and the photon index's posterior gains that volume (it sits above the
-  truth, by up to 0.6 at 94x94); smooth amplitude maps remove most of that freedom.
+  truth, by up to 0.6 at 94x94); smooth amplitude maps remove most of that freedom. With
+  ``amplitude_prior="ratio"`` the prior is on the maps ``log(a_c / a_0)`` (each component against the first)
+  instead, leaving every pixel's total free (on the 94x94 toy cube it predicted held-out counts better).
 
 Sites: ``amplitude`` ``(P, C)``, ``theta_<name>`` ``(P, n_latent)``, deterministic
 ``<name>_parameters`` ``(P, n_parameters)``, factors ``spatial_<name>`` and ``obs`` ``(P, E)``, all
@@ -65,6 +67,7 @@ __all__ = ["CubeInputError", "CubeModel", "make_cube_model", "make_pixel_model",
 
 SpatialPrior = Literal["starlet", "smooth", "none"]
 LatentRegion = Literal["simplex", "box"]
+AmplitudePrior = Literal["log", "ratio"]
 _RATE_FLOOR = 1e-30  # keeps log(rate) finite where every component is (numerically) absent
 
 
@@ -93,6 +96,9 @@ class CubeModel:
     amplitude_scale:
         ``None`` (default: off), or the scale of the same spatial prior on every log amplitude map (natural
         log units: 0.1 is about 10 % between neighbours for ``"smooth"``).
+    amplitude_prior:
+        ``"log"`` (default): that prior on each log amplitude map; ``"ratio"``: on each ``log(a_c / a_0)``
+        map, ``c >= 1`` (needs two or more components).
     latent_region:
         ``"simplex"`` (default): barycentric latents (see :func:`~bayes_unmix.models.component.is_barycentric`)
         live on the simplex of the anchors with a flat Dirichlet prior; ``"box"``: every latent is uniform
@@ -114,6 +120,7 @@ class CubeModel:
     n_scales: int = 2
     spatial_scale: float | Mapping[str, float | Sequence[float]] = 0.02
     amplitude_scale: float | None = None
+    amplitude_prior: AmplitudePrior = "log"
     latent_region: LatentRegion = "simplex"
 
     def __post_init__(self) -> None:
@@ -146,6 +153,10 @@ class CubeModel:
             if not (isinstance(scale, numbers.Real) and np.isfinite(scale) and scale > 0):
                 raise CubeInputError(f"amplitude_scale must be a positive number, got {scale!r}")
             object.__setattr__(self, "amplitude_scale", float(scale))
+        if self.amplitude_prior not in ("log", "ratio"):
+            raise CubeInputError(f"unknown amplitude_prior {self.amplitude_prior!r}; use log or ratio")
+        if self.amplitude_prior == "ratio" and len(self.components) < 2:
+            raise CubeInputError("amplitude_prior='ratio' needs two or more components")
         if self.latent_region not in ("simplex", "box"):
             raise CubeInputError(f"unknown latent region {self.latent_region!r}; use simplex or box")
 
@@ -299,8 +310,11 @@ def _spatial_log_prior(model: CubeModel, component: SpectralComponent, theta: ja
 
 
 def _amplitude_log_prior(model: CubeModel, amplitude: jax.Array) -> jax.Array:
-    """Log density of the spatial prior on the log amplitude maps (``amplitude``: ``(P, C)``)."""
-    maps = jnp.moveaxis(jnp.log(amplitude).reshape(model.height, model.width, -1), -1, 0)  # (C, H, W)
+    """Log density of the spatial prior on the log amplitude (or log ratio) maps (``amplitude``: ``(P, C)``)."""
+    logs = jnp.log(amplitude)
+    if model.amplitude_prior == "ratio":
+        logs = logs[:, 1:] - logs[:, :1]
+    maps = jnp.moveaxis(logs.reshape(model.height, model.width, -1), -1, 0)  # (C or C - 1, H, W)
     return _map_log_prior(model, maps, jnp.full(maps.shape[0], model.amplitude_scale))
 
 
