@@ -6,7 +6,8 @@ shipped IAE components and, with ``--simulator``, with the exact simulator compo
 separates surrogate error from the posterior's own behaviour). For the pixels where synchrotron is present it
 reports, by synchrotron share of the pixel's expected counts, the bias of the MAP and of the posterior mean,
 the posterior sd and the coverage of 90 % intervals, with the overall coverage of every map. ``--amplitude-scales``
-adds the spatial prior on the log amplitude maps (``CubeModel.amplitude_scale``; ``none``: off), ``--n-scales`` the
+adds the spatial prior on the log amplitude maps (``CubeModel.amplitude_scale``; ``none``: off; ``--amplitude-prior
+ratio``: on the log synchrotron / thermal ratio map instead), ``--n-scales`` the
 starlet depths (``CubeModel.n_scales``) to try.
 
 Run ``.venv/bin/python benchmarks/photon_index_bias.py`` (about 3 minutes on 2 cores; ``--simulator`` adds
@@ -64,7 +65,13 @@ def by_share(cube, map_gamma, mean, lo, hi) -> list[dict]:
 def run(cube, models: dict, scale: dict, amplitude_scale: float | None, n_scales: int, args) -> dict:
     comps = load_components(models)
     model = CubeModel(
-        comps, args.size, args.size, n_scales=n_scales, spatial_scale=scale, amplitude_scale=amplitude_scale
+        comps,
+        args.size,
+        args.size,
+        n_scales=n_scales,
+        spatial_scale=scale,
+        amplitude_scale=amplitude_scale,
+        amplitude_prior=args.amplitude_prior,
     )
     t0 = time.perf_counter()
     trace = cube_map_point(model, cube.counts, progress=False)
@@ -89,6 +96,9 @@ def main() -> None:
     parser.add_argument("--thermal-scales", type=float, nargs=2, default=[0.1, 0.03], help="kT and z scales")
     parser.add_argument(
         "--amplitude-scales", nargs="+", default=["none"], help="log-amplitude spatial scales ('none': off)"
+    )
+    parser.add_argument(
+        "--amplitude-prior", choices=("log", "ratio"), default="log", help="log amplitude maps or log ratio maps"
     )
     parser.add_argument("--n-scales", type=int, nargs="+", default=[2], help="starlet detail planes")
     parser.add_argument("--vi-steps", type=int, default=1000)

@@ -266,14 +266,19 @@ def test_ratio_amplitude_prior_is_the_smoothness_density_of_the_log_ratio_map():
     data = (CubeModel(comps, 6, 5).to_pixels(cube), None)
     plain = CubeModel(comps, 6, 5, spatial_prior="smooth")
     ratio = dataclasses.replace(plain, amplitude_scale=0.2, amplitude_prior="ratio")
-    gap = log_density(make_cube_model(ratio), data, {}, point)[0] - log_density(make_cube_model(plain), data, {}, point)[0]
+    gap = (
+        log_density(make_cube_model(ratio), data, {}, point)[0]
+        - log_density(make_cube_model(plain), data, {}, point)[0]
+    )
     logs = np.log(truth["amplitude"][1]) - np.log(truth["amplitude"][0])  # (H, W)
     squares = np.sum(np.diff(logs, axis=0) ** 2) + np.sum(np.diff(logs, axis=1) ** 2)
     assert float(gap) == pytest.approx(-squares / (2 * 0.2**2) - (p - 1) * np.log(0.2), rel=1e-10)
     # blind to each pixel's total: scaling both amplitudes of a pixel leaves the factor unchanged
     scaled = point["amplitude"] * jnp.exp(jax.random.normal(jax.random.key(1), (p, 1)))
     factor = lambda a: float(
-        log_density(make_cube_model(ratio), data, {}, {**point, "amplitude": a})[1]["spatial_amplitude"]["fn"].log_prob(0.0)
+        log_density(make_cube_model(ratio), data, {}, {**point, "amplitude": a})[1]["spatial_amplitude"]["fn"].log_prob(
+            0.0
+        )
     )
     assert factor(scaled) == pytest.approx(factor(point["amplitude"]), rel=1e-10)
     with pytest.raises(CubeInputError, match="two or more components"):
