@@ -215,7 +215,8 @@ def test_smoothness_prior_is_a_normalised_density_of_the_map():
     assert np.ptp(gaps) < 1e-9
 
 
-def test_amplitude_prior_is_the_smoothness_density_of_the_log_amplitude_maps():
+def _amplitude_case():
+    """A 6x5 two-component scene at its truth: ``(truth, point, data, plain smooth-prior model)``."""
     comps, truth, cube = scene(6, 5)
     p = 30
     point = {
@@ -224,7 +225,18 @@ def test_amplitude_prior_is_the_smoothness_density_of_the_log_amplitude_maps():
         "theta_synchrotron": jnp.asarray(truth["theta"][1].reshape(1, p).T),
     }
     data = (CubeModel(comps, 6, 5).to_pixels(cube), None)
-    plain = CubeModel(comps, 6, 5, spatial_prior="smooth")
+    return truth, point, data, CubeModel(comps, 6, 5, spatial_prior="smooth")
+
+
+def _amplitude_factor(model, data, point, amplitude) -> float:
+    """The ``spatial_amplitude`` factor's log density at ``amplitude``."""
+    sites = log_density(make_cube_model(model), data, {}, {**point, "amplitude": amplitude})[1]
+    return float(sites["spatial_amplitude"]["fn"].log_prob(0.0))
+
+
+def test_amplitude_prior_is_the_smoothness_density_of_the_log_amplitude_maps():
+    truth, point, data, plain = _amplitude_case()
+    p = 30
     with_amp = dataclasses.replace(plain, amplitude_scale=0.2)
     gap = (
         log_density(make_cube_model(with_amp), data, {}, point)[0]
@@ -235,10 +247,8 @@ def test_amplitude_prior_is_the_smoothness_density_of_the_log_amplitude_maps():
     assert float(gap) == pytest.approx(-squares / (2 * 0.2**2) - 2 * (p - 1) * np.log(0.2), rel=1e-10)
     # a rough amplitude map costs more than a smooth one under the prior, and nothing without it
     rough = point["amplitude"] * jnp.exp(0.5 * jax.random.normal(jax.random.key(0), (p, 2)))
-    factor = lambda m, a: float(
-        log_density(make_cube_model(m), data, {}, {**point, "amplitude": a})[1]["spatial_amplitude"]["fn"].log_prob(0.0)
-    )
-    assert factor(with_amp, point["amplitude"]) > factor(with_amp, rough) + 50.0
+    smooth_factor = _amplitude_factor(with_amp, data, point, point["amplitude"])
+    assert smooth_factor > _amplitude_factor(with_amp, data, point, rough) + 50.0
     assert "spatial_amplitude" not in log_density(make_cube_model(plain), data, {}, point)[1]
 
 
@@ -256,15 +266,8 @@ def test_amplitude_scale_validation(kwargs):
 
 
 def test_ratio_amplitude_prior_is_the_smoothness_density_of_the_log_ratio_map():
-    comps, truth, cube = scene(6, 5)
+    truth, point, data, plain = _amplitude_case()
     p = 30
-    point = {
-        "amplitude": jnp.asarray(truth["amplitude"].reshape(2, p).T),
-        "theta_thermal": jnp.asarray(truth["theta"][0].reshape(2, p).T),
-        "theta_synchrotron": jnp.asarray(truth["theta"][1].reshape(1, p).T),
-    }
-    data = (CubeModel(comps, 6, 5).to_pixels(cube), None)
-    plain = CubeModel(comps, 6, 5, spatial_prior="smooth")
     ratio = dataclasses.replace(plain, amplitude_scale=0.2, amplitude_prior="ratio")
     gap = (
         log_density(make_cube_model(ratio), data, {}, point)[0]
@@ -275,12 +278,9 @@ def test_ratio_amplitude_prior_is_the_smoothness_density_of_the_log_ratio_map():
     assert float(gap) == pytest.approx(-squares / (2 * 0.2**2) - (p - 1) * np.log(0.2), rel=1e-10)
     # blind to each pixel's total: scaling both amplitudes of a pixel leaves the factor unchanged
     scaled = point["amplitude"] * jnp.exp(jax.random.normal(jax.random.key(1), (p, 1)))
-    factor = lambda a: float(
-        log_density(make_cube_model(ratio), data, {}, {**point, "amplitude": a})[1]["spatial_amplitude"]["fn"].log_prob(
-            0.0
-        )
+    assert _amplitude_factor(ratio, data, point, scaled) == pytest.approx(
+        _amplitude_factor(ratio, data, point, point["amplitude"]), rel=1e-10
     )
-    assert factor(scaled) == pytest.approx(factor(point["amplitude"]), rel=1e-10)
     with pytest.raises(CubeInputError, match="two or more components"):
         CubeModel((Thermal(),), 8, 8, amplitude_scale=0.5, amplitude_prior="ratio")
     with pytest.raises(CubeInputError, match="unknown amplitude_prior"):
