@@ -267,10 +267,17 @@ def fit_cube(
     amplitude_scale: Annotated[
         str,
         typer.Option(
-            help="The same spatial prior on the log amplitude maps: a scale (natural log units), 'off', or 'auto' "
-            "(with --prior-scale auto: off, 0.3, 1 or 3 by the same cross-validation)."
+            help="The same spatial prior on the log amplitude (or ratio) maps: a scale (natural log units), 'off', "
+            "or 'auto' (off, 0.3, 1 or 3 by the same cross-validation)."
         ),
     ] = "off",
+    amplitude_prior: Annotated[
+        str,
+        typer.Option(
+            help="Maps under --amplitude-scale: log (each log amplitude) or ratio (log of each component over "
+            "the first; pixel totals free)."
+        ),
+    ] = "log",
     starlet_scales: Annotated[
         int, typer.Option(min=1, help="Starlet detail planes of the starlet prior (needs images wider than 2^N px).")
     ] = 2,
@@ -299,6 +306,7 @@ def fit_cube(
             spatial_prior=prior,
             spatial_scale=prior_scale,
             amplitude_scale=amplitude_scale,
+            amplitude_prior=amplitude_prior,
             n_scales=starlet_scales,
             vi_steps=steps,
             guide=guide,

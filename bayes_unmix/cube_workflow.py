@@ -42,6 +42,7 @@ METHODS = ("map", "vi", "nuts", "pixel")
 # log-amplitude scales tried by amplitude_scale="auto" (besides off); on the 94x94 toy cube held-out counts
 # favoured 1.0 over 0.3 and off (benchmarks/photon_index_bias.py and the README's cube section)
 AMPLITUDE_CANDIDATES = (0.3, 1.0, 3.0)
+_AMPLITUDE_MAPS = {"log": "log amplitudes", "ratio": "log amplitude ratios"}
 
 
 class CubeFitError(ValueError):
@@ -156,6 +157,7 @@ def _build_model(
     spatial_prior: str,
     spatial_scale: float,
     amplitude_scale: float | None,
+    amplitude_prior: str,
     n_scales: int,
 ) -> CubeModel:
     channels = {c.name: int(c.n_channels) for c in components}
@@ -169,6 +171,7 @@ def _build_model(
             n_scales=n_scales,
             spatial_scale=spatial_scale,
             amplitude_scale=amplitude_scale,
+            amplitude_prior=amplitude_prior,
         )
     except CubeInputError as exc:
         raise CubeFitError(str(exc)) from None
@@ -184,6 +187,7 @@ def fit_cube(
     spatial_prior: str = "starlet",
     spatial_scale: float | str = 0.02,
     amplitude_scale: float | str | None = None,
+    amplitude_prior: str = "log",
     n_scales: int = 2,
     vi_steps: int = 1500,
     guide: str = "pixel",
@@ -202,8 +206,10 @@ def fit_cube(
     (one per latent map, cross-validated on halves of the counts by
     :func:`~bayes_unmix.inference.cube.select_spatial_scale` from the per-pixel MAP, candidates 0.01,
     0.03, 0.1, 0.3). ``amplitude_scale``: the same spatial prior on the log amplitude maps
-    (:class:`~bayes_unmix.models.cube.CubeModel`): a number, ``None``/``"off"``, or ``"auto"`` (with
-    ``spatial_scale="auto"``: off or one of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation).
+    (``amplitude_prior="log"``) or on the log ratio maps ``log(a_c / a_0)`` (``"ratio"``; see
+    :class:`~bayes_unmix.models.cube.CubeModel`): a number, ``None``/``"off"``, or ``"auto"`` (off or one
+    of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation; at the latent scales given, or after
+    choosing them when ``spatial_scale="auto"``).
     ``n_scales``: starlet detail planes (2 won on held-out counts of the 94x94 toy cube over 3 and 4). Raises
     :class:`CubeFitError` before writing on bad input.
     """
@@ -214,21 +220,19 @@ def fit_cube(
     auto = spatial_scale == "auto"
     scale = 0.02 if auto else _positive(spatial_scale, "the spatial prior scale must be a positive number or 'auto'")
     amplitude_auto = amplitude_scale == "auto"
-    if amplitude_auto and not auto:
-        raise CubeFitError("amplitude scale 'auto' is chosen by cross-validation: it needs the prior scale 'auto' too")
     amplitude = None
     if not (amplitude_auto or amplitude_scale in (None, "off")):
         amplitude = _positive(amplitude_scale, "the amplitude scale must be a positive number, 'off' or 'auto'")
     data = _load_cube(cube)
     components = load_components(models)
-    model = _build_model(components, data.counts, spatial_prior, scale, amplitude, n_scales)
+    model = _build_model(components, data.counts, spatial_prior, scale, amplitude, amplitude_prior, n_scales)
     bkg = _load_background(background, data.counts.shape)
     start = time.perf_counter()
     held_out = None
-    if auto and spatial_prior != "none" and method != "pixel":
+    if (auto or amplitude_auto) and spatial_prior != "none" and method != "pixel":
         if not np.array_equal(data.counts, np.round(data.counts)):
-            raise CubeFitError("--prior-scale auto cross-validates on integer counts; give a number for this cube")
-        model, held_out = _select_scale(model, data, bkg, seed, amplitude_auto, progress)
+            raise CubeFitError("'auto' scales are cross-validated on integer counts; give numbers for this cube")
+        model, held_out = _select_scale(model, data, bkg, seed, auto, amplitude_auto, progress)
     tree = _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress)
     tree.attrs.update({"seed": seed, "fit_seconds": time.perf_counter() - start, "cube": str(data.source or cube)})
     if held_out is not None:  # the chosen scales are in the model's record
@@ -251,15 +255,26 @@ def _positive(value, message: str) -> float:
     return number
 
 
-def _select_scale(model, data, bkg, seed: int, amplitude: bool, progress: bool) -> tuple[CubeModel, dict[str, float]]:
-    from bayes_unmix.inference.cube import select_spatial_scale
+def _select_scale(
+    model, data, bkg, seed: int, latent: bool, amplitude: bool, progress: bool
+) -> tuple[CubeModel, dict[str, float]]:
+    """The cross-validated model: latent scales if ``latent`` (else the model's own), then the amplitude
+    prior of the model's kind if ``amplitude``."""
+    from bayes_unmix.inference.cube import SCALE_CANDIDATES, select_spatial_scale
     from bayes_unmix.inference.cube_pixel import pixel_map_point
 
     init = pixel_map_point(model, data.counts, background=bkg, progress=progress)
     key = jax.random.fold_in(jax.random.key(seed), 1)
-    candidates = AMPLITUDE_CANDIDATES if amplitude else ()
     return select_spatial_scale(
-        model, data.counts, key=key, amplitude_scales=candidates, init=init, background=bkg, progress=progress
+        model,
+        data.counts,
+        key=key,
+        scales=SCALE_CANDIDATES if latent else (),
+        amplitude_scales=AMPLITUDE_CANDIDATES if amplitude else (),
+        amplitude_priors=(model.amplitude_prior,),
+        init=init,
+        background=bkg,
+        progress=progress,
     )
 
 
@@ -375,7 +390,8 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
     lines += [
         (
             f"- spatial prior: {attrs.get('spatial_prior')} (scale {attrs.get('spatial_scale')} of each latent's "
-            f"range; on the log amplitudes: {attrs.get('amplitude_scale', 'off')})"
+            f"range; on the {_AMPLITUDE_MAPS[attrs.get('amplitude_prior', 'log')]}: "
+            f"{attrs.get('amplitude_scale', 'off')})"
         ),
         f"- fit time: {attrs.get('fit_seconds', float('nan')):.1f} s; bayes_unmix {attrs.get('bayes_unmix_version')}",
         f"- maps: posterior mean, sd and the equal-tailed {float(attrs.get('ci_prob', 0.9)):.0%} interval per pixel",

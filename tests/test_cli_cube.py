@@ -45,7 +45,8 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=xray_thermal", "--prior-scale", "-1"], "positive number or 'auto'"),
         (["--model", "thermal=xray_thermal:sideways"], "unknown coordinates"),
         (["--model", "thermal=xray_thermal", "--amplitude-scale", "-1"], "amplitude scale must be a positive"),
-        (["--model", "thermal=xray_thermal", "--amplitude-scale", "auto"], "needs the prior scale 'auto'"),
+        (["--model", "thermal=xray_thermal", "--amplitude-prior", "share"], "unknown amplitude_prior"),
+        (["--model", "thermal=xray_thermal", "--amplitude-prior", "ratio"], "needs two or more components"),
         (["--model", "thermal=xray_thermal", "--prior", "none", "--amplitude-scale", "0.3"], "needs a spatial prior"),
         (["--model", "thermal=xray_thermal", "--starlet-scales", "3"], "too small for 3 starlet scales"),
     ],
@@ -94,3 +95,19 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
         assert chosen[name][int(k)] == float(value)
     else:
         assert chosen == {"thermal": [float(best)] * 2, "synchrotron": [float(best)]}
+
+
+def test_fit_cube_auto_amplitude_prior_at_given_latent_scales(cube_file, tmp_path):
+    """``--amplitude-scale auto`` with a numeric ``--prior-scale`` cross-validates the amplitude prior alone
+    (here on the log ratio map), keeping the latent scales given."""
+    out = tmp_path / "out"
+    args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--prior-scale", "0.1", "-q"]
+    result = runner.invoke(app, [*args, "--amplitude-scale", "auto", "--amplitude-prior", "ratio"])
+    assert result.exit_code == 0, result.output
+    attrs = json.loads((out / "summary.json").read_text())["attrs"]
+    scores = json.loads(attrs["spatial_scale_held_out_loglik"])
+    assert set(scores) == {"given", "ratio=0.3", "ratio=1", "ratio=3"}
+    best = max(scores, key=scores.get)
+    assert attrs["spatial_scale"] == 0.1 and attrs["amplitude_prior"] == "ratio"
+    assert attrs["amplitude_scale"] == ("off" if best == "given" else float(best.split("=")[1]))
+    assert "log amplitude ratios" in (out / "report.md").read_text()

@@ -37,6 +37,7 @@ from bayes_unmix.inference.cube_convert import to_cube_datatree
 from bayes_unmix.models.cube import CubeInputError, CubeModel, make_cube_model, poisson_cost
 
 __all__ = [
+    "SCALE_CANDIDATES",
     "CubeMAPConfig",
     "MAPTrace",
     "cube_map",
@@ -290,14 +291,19 @@ def _start(model: CubeModel, counts, background, init, progress: bool) -> dict[s
     return _inside(model, init, np.asarray(model.check_counts(counts).sum(0).reshape(-1)))
 
 
+# latent-map scales (fractions of each latent's range) tried by select_spatial_scale by default
+SCALE_CANDIDATES = (0.01, 0.03, 0.1, 0.3)
+
+
 def select_spatial_scale(
     model: CubeModel,
     counts,
     *,
     key: jax.Array,
-    scales: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3),
+    scales: tuple[float, ...] = SCALE_CANDIDATES,
     per_latent: bool = True,
     amplitude_scales: tuple[float, ...] = (),
+    amplitude_priors: tuple[str, ...] = ("log",),
     map_iter: int = 1000,
     tol: float = 1e-7,
     init: dict | None = None,
@@ -318,16 +324,19 @@ def select_spatial_scale(
 
     First one scale shared by every latent map (each of ``scales``); then, if ``per_latent``, one sweep
     over the latent maps, each trying the other candidates with the rest held (a textured kT map and a
-    smooth photon-index map want different smoothing); last, each of ``amplitude_scales`` for the spatial prior
-    on the log amplitude maps (:attr:`CubeModel.amplitude_scale`) against the model's own (default: off). An
-    evidence lower bound is no substitute here:
+    smooth photon-index map want different smoothing); with ``scales=()`` the model's own latent scales
+    are kept and scored as ``"given"``. Last, each of ``amplitude_scales`` for each kind in
+    ``amplitude_priors`` (:attr:`CubeModel.amplitude_prior`: ``"log"`` amplitude maps or ``"ratio"``
+    maps) against the model's own amplitude prior (default: off). An evidence lower bound is no substitute here:
     a guide without spatial correlations loosens the bound most for strong smoothing, so it picks weak
     smoothing even for flat maps. Returns the model with the chosen scales and ``{candidate: held-out
     log-likelihood}`` with keys ``"0.03"`` (shared), ``"thermal[0]=0.1"`` (one latent changed from the
-    best so far) and ``"amplitude=0.3"``. Needs integer counts.
+    best so far), ``"amplitude=0.3"`` (log amplitude maps) and ``"ratio=0.3"``. Needs integer counts.
     """
-    if not scales or any(not s > 0 for s in (*scales, *amplitude_scales)):
+    if any(not s > 0 for s in (*scales, *amplitude_scales)):
         raise ValueError(f"scales must be positive numbers, got {scales} and {amplitude_scales}")
+    if unknown := set(amplitude_priors) - {"log", "ratio"}:
+        raise ValueError(f"unknown amplitude prior kinds {sorted(unknown)}; use log or ratio")
     x = model.check_counts(counts)
     if not np.array_equal(x, np.round(x)):
         raise CubeInputError("cross-validating the spatial scale needs integer counts (it splits them binomially)")
@@ -346,7 +355,9 @@ def select_spatial_scale(
 
     def held_out(candidate: CubeModel) -> float:
         nonlocal best_fits, best_total
-        config_key = (tuple(tuple(candidate.latent_scales(c)) for c in model.components), candidate.amplitude_scale)
+        latent = tuple(tuple(candidate.latent_scales(c)) for c in model.components)
+        amplitude = candidate.amplitude_scale and (candidate.amplitude_scale, candidate.amplitude_prior)
+        config_key = (latent, amplitude)
         if config_key in scored:
             return scored[config_key]
         total, points = 0.0, []
@@ -364,14 +375,16 @@ def select_spatial_scale(
         return total
 
     sweep = [(c, k, s) for c in model.components for k in range(c.n_latent) for s in scales] if per_latent else []
+    amplitudes = [(kind, s) for kind in amplitude_priors for s in amplitude_scales]
     score: dict[str, float] = {}
-    total = len(scales) + len(sweep) + len(amplitude_scales)
+    total = max(len(scales), 1) + len(sweep) + len(amplitudes)
     with tqdm(total=total, desc="spatial scale", disable=not progress) as bar:
-        for scale in scales:
-            score[f"{scale:g}"] = held_out(dataclasses.replace(model, spatial_scale=float(scale)))
+        shared = {f"{s:g}": dataclasses.replace(model, spatial_scale=float(s)) for s in scales} or {"given": model}
+        for label, candidate in shared.items():
+            score[label] = held_out(candidate)
             bar.update()
-        best = max(scales, key=lambda scale: score[f"{scale:g}"])
-        chosen, best_score = dataclasses.replace(model, spatial_scale=float(best)), score[f"{best:g}"]
+        label = max(shared, key=score.__getitem__)
+        chosen, best_score = shared[label], score[label]
         for c, k, scale in sweep:
             bar.update()
             trial = {d.name: list(chosen.latent_scales(d)) for d in model.components}
@@ -382,12 +395,13 @@ def select_spatial_scale(
             score[label] = held_out(dataclasses.replace(chosen, spatial_scale=trial))
             if score[label] > best_score:
                 chosen, best_score = dataclasses.replace(chosen, spatial_scale=trial), score[label]
-        for scale in amplitude_scales:
+        for kind, scale in amplitudes:
             bar.update()
-            label = f"amplitude={scale:g}"
-            score[label] = held_out(dataclasses.replace(chosen, amplitude_scale=float(scale)))
+            label = f"{'amplitude' if kind == 'log' else kind}={scale:g}"
+            trial = dataclasses.replace(chosen, amplitude_scale=float(scale), amplitude_prior=kind)
+            score[label] = held_out(trial)
             if score[label] > best_score:
-                chosen, best_score = dataclasses.replace(chosen, amplitude_scale=float(scale)), score[label]
+                chosen, best_score = trial, score[label]
     return chosen, score
 
 

@@ -283,20 +283,26 @@ def test_spatial_scales_are_chosen_by_cross_validation():
         select_spatial_scale(model, counts + 0.5, key=jax.random.key(0), init=init, progress=False)
 
 
+def _amplitude_scene(amp: np.ndarray, rng: np.random.Generator):
+    """The two analytic components with flat latent maps, ``amp`` (2, SIZE, SIZE), and Poisson counts."""
+    toys = _toys()
+    comps = (toys.Thermal(), toys.PowerLaw())
+    theta = (np.full((2, SIZE, SIZE), 0.1), np.full((1, SIZE, SIZE), -0.1))
+    spectra = [np.asarray(c.spectra(jnp.moveaxis(jnp.asarray(t), 0, -1))) for c, t in zip(comps, theta)]
+    counts = rng.poisson(np.moveaxis(sum(a[..., None] * s for a, s in zip(amp, spectra)), -1, 0)).astype(float)
+    return comps, theta, counts
+
+
 def test_amplitude_scale_is_chosen_by_cross_validation():
     """Flat amplitude maps make the spatial prior on the log amplitudes win on held-out counts; amplitudes
     rough from pixel to pixel (a factor e^+-1) make it lose."""
-    toys = _toys()
-    comps = (toys.Thermal(), toys.PowerLaw())
     rng = np.random.default_rng(3)
-    theta = (np.full((2, SIZE, SIZE), 0.1), np.full((1, SIZE, SIZE), -0.1))
-    spectra = [np.asarray(c.spectra(jnp.moveaxis(jnp.asarray(t), 0, -1))) for c, t in zip(comps, theta)]
     chosen = {}
     for label, amp in (
         ("flat", np.full((2, SIZE, SIZE), 300.0)),
         ("rough", 300.0 * np.exp(rng.uniform(-1, 1, (2, SIZE, SIZE)))),
     ):
-        counts = rng.poisson(np.moveaxis(sum(a[..., None] * s for a, s in zip(amp, spectra)), -1, 0)).astype(float)
+        comps, theta, counts = _amplitude_scene(amp, rng)
         model = CubeModel(comps, SIZE, SIZE)
         kw = {"key": jax.random.key(0), "scales": (0.003,), "map_iter": 200, "progress": False}
         best, held_out = select_spatial_scale(
@@ -305,3 +311,29 @@ def test_amplitude_scale_is_chosen_by_cross_validation():
         assert set(held_out) == {"0.003", "amplitude=0.01"}
         chosen[label] = best.amplitude_scale
     assert chosen == {"flat": 0.01, "rough": None}
+
+
+def test_ratio_prior_is_chosen_where_only_the_pixel_totals_are_rough():
+    """Both components scaled by one rough factor per pixel (e^+-1): the log amplitude maps are rough, their
+    ratio flat, so the prior on the log ratio map wins on held-out counts and the one on each log amplitude
+    map loses; ``scales=()`` keeps (and scores) the latent scales given."""
+    rng = np.random.default_rng(4)
+    amp = 300.0 * np.exp(rng.uniform(-1, 1, (SIZE, SIZE))) * np.ones((2, 1, 1))
+    comps, theta, counts = _amplitude_scene(amp, rng)
+    model = CubeModel(comps, SIZE, SIZE, spatial_scale=0.003)
+    best, held_out = select_spatial_scale(
+        model,
+        counts,
+        key=jax.random.key(0),
+        scales=(),
+        amplitude_scales=(0.01,),
+        amplitude_priors=("log", "ratio"),
+        map_iter=200,
+        init=point_from_maps(model, amp, theta),
+        progress=False,
+    )
+    assert set(held_out) == {"given", "amplitude=0.01", "ratio=0.01"}
+    assert held_out["ratio=0.01"] > held_out["given"] > held_out["amplitude=0.01"]
+    assert (best.amplitude_prior, best.amplitude_scale, best.spatial_scale) == ("ratio", 0.01, 0.003)
+    with pytest.raises(ValueError, match="unknown amplitude prior kinds"):
+        select_spatial_scale(model, counts, key=jax.random.key(0), amplitude_priors=("share",), progress=False)
