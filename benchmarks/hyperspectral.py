@@ -11,7 +11,8 @@ synchrotron, shipped IAE components) it reports
 * the spatial prior's scales: fixed (``--prior-scale 0.02``, or per latent ``'{"thermal": [0.1, 0.03],
   "synchrotron": 0.03}'``) or chosen on the data by Poisson cross-validation (``--prior-scale auto``: one shared
   scale, then one sweep over the latent maps, :func:`~bayes_unmix.inference.cube.select_spatial_scale`), and
-  the spatial prior on the log amplitude maps (``--amplitude-scale``: a number, ``off``, or ``auto``);
+  the spatial prior on the log amplitude maps or, with ``--amplitude-prior ratio``, on the log synchrotron /
+  thermal map (``--amplitude-scale``: a number, ``off``, or ``auto``);
 * coverage of per-pixel 90 % intervals (over the pixels where the component is present): cube VI
   (mean-field, and a full covariance per pixel) on the whole cube, and on a ``--nuts-crop`` crop of the
   remnant's shell and rim: the same VI intervals, NUTS on the joint cube model of the crop (the exact
@@ -131,8 +132,11 @@ def main() -> None:
     parser.add_argument(
         "--amplitude-scale",
         default="auto",
-        help="spatial prior on the log amplitude maps: a number, 'off', or 'auto' (with --prior-scale auto: "
-        "off or one of cube_workflow.AMPLITUDE_CANDIDATES, cross-validated after the latent scales)",
+        help="spatial prior on the log amplitude maps: a number, 'off', or 'auto' (off or one of "
+        "cube_workflow.AMPLITUDE_CANDIDATES, cross-validated after the latent scales or at those given)",
+    )
+    parser.add_argument(
+        "--amplitude-prior", choices=("log", "ratio"), default="log", help="log amplitude maps or the log ratio map"
     )
     parser.add_argument(
         "--scale-iter", type=int, default=1000, help="most MAP iterations per fold and candidate (stops when converged)"
@@ -146,10 +150,15 @@ def main() -> None:
     auto = args.prior_scale == "auto"
     fixed = json.loads(args.prior_scale) if not auto else 0.02  # a number or {"thermal": [s_kT, s_z], ...}
     amplitude_auto = args.amplitude_scale == "auto"
-    if amplitude_auto and not auto:
-        parser.error("--amplitude-scale auto needs --prior-scale auto")
     amplitude = None if amplitude_auto or args.amplitude_scale == "off" else float(args.amplitude_scale)
-    model = CubeModel(comps, args.size, args.size, spatial_scale=fixed, amplitude_scale=amplitude)
+    model = CubeModel(
+        comps,
+        args.size,
+        args.size,
+        spatial_scale=fixed,
+        amplitude_scale=amplitude,
+        amplitude_prior=args.amplitude_prior,
+    )
     total = cube.counts.sum(0)
     inside = cube.truth.mask
     low = total <= np.median(total[inside])
@@ -160,14 +169,15 @@ def main() -> None:
     timing["pixel_map_s"] = time.perf_counter() - t0
     rows["pixel MAP"] = scores(physical_maps(model, pixel), cube, low)
     print("done: pixel MAP", rows[list(rows)[-1]], flush=True)
-    if auto:  # chosen on the data alone (held-out halves of the counts), from the pixel-by-pixel start
+    if auto or amplitude_auto:  # chosen on the data alone (held-out halves of the counts), from the pixel MAP
         t0 = time.perf_counter()
         model, held_out = select_spatial_scale(
             model,
             cube.counts,
             key=jax.random.key(args.seed),
-            scales=tuple(args.scale_candidates),
+            scales=tuple(args.scale_candidates) if auto else (),
             amplitude_scales=AMPLITUDE_CANDIDATES if amplitude_auto else (),
+            amplitude_priors=(args.amplitude_prior,),
             map_iter=args.scale_iter,
             init=pixel,
             progress=False,
@@ -242,7 +252,8 @@ def main() -> None:
         "settings": vars(args) | {"out": str(args.out), "devices": len(jax.devices()), "cpus": os.cpu_count()},
         "spatial_scale": model.spatial_scale,
         "amplitude_scale": model.amplitude_scale,
-        "scale_held_out_loglik": held_out if auto else None,
+        "amplitude_prior": model.amplitude_prior,
+        "scale_held_out_loglik": held_out if auto or amplitude_auto else None,
         "rmse": rows,
         "coverage_90": cover,
         "timing": timing,
