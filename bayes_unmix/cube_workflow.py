@@ -39,8 +39,8 @@ __all__ = [
 ]
 
 METHODS = ("map", "vi", "nuts", "pixel")
-# log-amplitude scales tried by amplitude_scale="auto" (besides off); on the 94x94 toy cube held-out counts
-# favoured 1.0 over 0.3 and off (benchmarks/photon_index_bias.py and the README's cube section)
+# amplitude-prior scales tried by amplitude_scale="auto" (besides off); on the 94x94 toy cube held-out counts
+# favoured 1.0 (log maps and ratio map; benchmarks/amplitude_prior_cv.py and the README's cube section)
 AMPLITUDE_CANDIDATES = (0.3, 1.0, 3.0)
 _AMPLITUDE_MAPS = {"log": "log amplitudes", "ratio": "log amplitude ratios"}
 
@@ -416,8 +416,8 @@ def run_cube_demo(
     out_dir: str | Path, *, seed: int = 0, quick: bool = False, progress: bool = True
 ) -> tuple[xr.DataTree, dict[str, dict[str, float]], list[Path], float]:
     """The toy supernova-remnant cube (94 x 94 x 375; ``quick``: 32 x 32) unmixed end to end with the
-    shipped IAE components: spatial scales by cross-validation, whole-cube MAP, then VI (per-pixel
-    full-covariance guide); maps are written with
+    shipped IAE components: spatial scales (latent maps, then the log synchrotron / thermal ratio map) by
+    cross-validation, whole-cube MAP, then VI (per-pixel full-covariance guide); maps are written with
     the truth beside them. Returns the tree, the per-map summary (RMSE, coverage), files and seconds."""
     from bayes_unmix.data.cube import toy_remnant_cube
 
@@ -432,6 +432,7 @@ def run_cube_demo(
         method="vi",
         spatial_scale="auto",
         amplitude_scale="auto",
+        amplitude_prior="ratio",  # held-out counts favour it over the log amplitude maps at every scale
         vi_steps=1000 if quick else 1500,
         seed=seed,
         progress=progress,

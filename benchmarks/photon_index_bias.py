@@ -5,7 +5,8 @@ are run for each photon-index scale in ``--scales`` (thermal scales fixed by ``-
 shipped IAE components and, with ``--simulator``, with the exact simulator components that made the cube (which
 separates surrogate error from the posterior's own behaviour). For the pixels where synchrotron is present it
 reports, by synchrotron share of the pixel's expected counts, the bias of the MAP and of the posterior mean,
-the posterior sd and the coverage of 90 % intervals, with the overall coverage of every map. ``--amplitude-scales``
+the posterior sd and the coverage of 90 % intervals, the coverage of the amplitude intervals, and the overall
+coverage of every map. ``--amplitude-scales``
 adds the spatial prior on the log amplitude maps (``CubeModel.amplitude_scale``; ``none``: off; ``--amplitude-prior
 ratio``: on the log synchrotron / thermal ratio map instead), ``--n-scales`` the
 starlet depths (``CubeModel.n_scales``) to try.
@@ -62,6 +63,22 @@ def by_share(cube, map_gamma, mean, lo, hi) -> list[dict]:
     return rows
 
 
+def amplitude_by_share(cube, lo: dict, hi: dict) -> list[dict]:
+    """Coverage of the 90 % amplitude intervals per synchrotron-share bin (pixels with synchrotron)."""
+    truth = cube.truth
+    share = truth.amplitudes[1] / np.maximum(truth.amplitudes.sum(0), 1e-300)
+    rows = []
+    for low, high in SHARES:
+        m = (truth.amplitudes[1] > 0) & (share >= low) & ((share < high) | (high == 1.0))
+        row = {"share": f"{low:g}-{high:g}", "pixels": int(m.sum())}
+        for i, comp in enumerate(truth.component_names):
+            here = m & (truth.amplitudes[i] > 0)  # a zero truth is never inside a positive interval
+            t, key = truth.amplitudes[i][here], f"amplitude_{comp}"
+            row[comp] = float(np.mean((lo[key][here] <= t) & (t <= hi[key][here])))
+        rows.append(row)
+    return rows
+
+
 def run(cube, models: dict, scale: dict, amplitude_scale: float | None, n_scales: int, args) -> dict:
     comps = load_components(models)
     model = CubeModel(
@@ -81,10 +98,12 @@ def run(cube, models: dict, scale: dict, amplitude_scale: float | None, n_scales
     )
     maps = tree["maps"].to_dataset()["synchrotron_photon_index"].squeeze()
     mean, lo, hi = (maps.sel(stat=s).values for s in ("mean", "q05", "q95"))
+    bounds = bounds_from_maps(tree)
     return {
         "seconds": time.perf_counter() - t0,
-        "coverage_90": coverage(*bounds_from_maps(tree), cube),
+        "coverage_90": coverage(*bounds, cube),
         "by_share": by_share(cube, map_gamma, mean, lo, hi),
+        "amplitude_coverage_by_share": amplitude_by_share(cube, *bounds),
     }
 
 
@@ -130,6 +149,10 @@ def main() -> None:
                 f"{b['pixels']:>6} {b['map_bias']:>+9.3f} {b['mean_bias']:>+9.3f} {b['sd']:>6.3f} {b['coverage']:>6.2f}"
             )
         print(f"{'':>10} 90 % coverage of every map:", {k: round(v, 3) for k, v in r["coverage_90"].items()})
+        amplitudes = {
+            b["share"]: (round(b["thermal"], 2), round(b["synchrotron"], 2)) for b in r["amplitude_coverage_by_share"]
+        }
+        print(f"{'':>10} amplitude coverage (thermal, synchrotron) by synchrotron share:", amplitudes)
 
 
 if __name__ == "__main__":
