@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import jax
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 
 from bayes_unmix.inference.checks import convergence_report
 from bayes_unmix.inference.cube_convert import to_cube_datatree
-from bayes_unmix.models.cube import CubeInputError, CubeModel, make_cube_model, poisson_cost
+from bayes_unmix.models.cube import CubeInputError, CubeModel, make_cube_model, poisson_cost, prior_scales
 
 __all__ = [
     "SCALE_CANDIDATES",
@@ -175,39 +176,25 @@ def cube_map_point(
     -------
     MAPTrace
     """
-    x, bkg, total = _data(model, counts, background)
-    start = _inside(model, init if init is not None else neutral_point(model, counts), total)
-    program = make_cube_model(model)
-    bijections = {k: biject_to(s) for k, s in _supports(model).items()}
-    flat0, unravel = ravel_pytree({k: bijections[k].inv(v) for k, v in start.items()})
-
-    def constrain(flat):
-        return {k: bijections[k](v) for k, v in unravel(flat).items()}
-
-    def objective(flat, x, bkg):
-        return -log_density(program, (x, bkg), {}, constrain(flat))[0]
-
     if config.optimizer not in ("lbfgs", "adam"):
         raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'lbfgs' or 'adam'")
-    lbfgs = config.optimizer == "lbfgs"
-    optimizer = (
-        optax.lbfgs(memory_size=config.memory_size, linesearch=_linesearch(config.linesearch))
-        if lbfgs
-        else optax.with_extra_args_support(optax.adam(config.learning_rate))
-    )
-    chunk = jax.jit(_chunk_runner(objective, optimizer, config.chunk, lbfgs))
-    report = jax.jit(lambda f, x, bkg: (objective(f, x, bkg), _cost(model, constrain(f), x, bkg)))
+    x, bkg, total = _data(model, counts, background)
+    start = _inside(model, init if init is not None else neutral_point(model, counts), total)
+    bijections = {k: biject_to(s) for k, s in _supports(model).items()}
+    flat0, unravel = ravel_pytree({k: bijections[k].inv(v) for k, v in start.items()})
+    fns = _map_functions(model, config, unravel)
+    scales = jax.tree.map(jnp.asarray, prior_scales(model))
 
     t0 = time.perf_counter()
     # explicit dtypes: weak-typed scalars of a fresh optimizer state would trigger a second compilation
-    state = jax.tree.map(lambda a: jnp.array(a, dtype=jnp.result_type(a)), (flat0, optimizer.init(flat0)))
-    loss, cost = (float(v) for v in report(flat0, x, bkg))
+    state = jax.tree.map(lambda a: jnp.array(a, dtype=jnp.result_type(a)), (flat0, fns.optimizer.init(flat0)))
+    loss, cost = (float(v) for v in fns.report(flat0, x, bkg, scales))
     history, t_start = [(loss, cost, 0.0)], time.perf_counter()
     done, converged, restarted = 0, False, False
     with tqdm(total=config.max_iter, desc="cube MAP", unit="it", disable=not progress) as bar:
         while done < config.max_iter and not converged:
-            trial = chunk(state, x, bkg)
-            new_loss, new_cost = (float(v) for v in report(trial[0], x, bkg))
+            trial = fns.chunk(state, x, bkg, scales)
+            new_loss, new_cost = (float(v) for v in fns.report(trial[0], x, bkg, scales))
             done += config.chunk
             bar.update(config.chunk)
             if not new_loss <= loss + config.tol * max(abs(loss), 1.0):
@@ -215,15 +202,61 @@ def cube_map_point(
                 # can throw an amplitude to 1e24. Keep the last good point, forget the pairs, retry once.
                 if restarted:
                     break
-                state, restarted = (state[0], optimizer.init(state[0])), True
+                state, restarted = (state[0], fns.optimizer.init(state[0])), True
                 continue
             bar.set_postfix(loss=f"{new_loss:.8e}")
             converged = bool(loss - new_loss <= config.tol * max(abs(loss), 1.0))
             state, loss, cost, restarted = trial, new_loss, new_cost, False
             history.append((loss, cost, time.perf_counter() - t_start))
-    point = {k: np.asarray(v) for k, v in constrain(state[0]).items()}
+    point = {k: np.asarray(bijections[k](v)) for k, v in unravel(state[0]).items()}
     loss_h, cost_h, secs = (np.asarray(v) for v in zip(*history))
     return MAPTrace(point, loss_h, cost_h, secs, done, converged, time.perf_counter() - t0)
+
+
+class _MAPFunctions(NamedTuple):
+    optimizer: optax.GradientTransformationExtraArgs
+    chunk: Callable  # (state, x, bkg, scales) -> state after config.chunk iterations
+    report: Callable  # (flat, x, bkg, scales) -> (loss, Poisson cost)
+
+
+_MAP_CACHE: dict[tuple, tuple[CubeModel, _MAPFunctions]] = {}
+
+
+def _map_functions(model: CubeModel, config: CubeMAPConfig, unravel) -> _MAPFunctions:
+    """The compiled MAP pieces of ``model``'s structure, with the prior scales as arguments: the folds and
+    candidates of :func:`select_spatial_scale` differ only in scales, and compiling the L-BFGS chunk takes
+    seconds (most of a small cube's fit). Kept for the last few structures; the cached model holds its
+    components, so their ids in the key stay theirs."""
+    scale_fields = ("components", "spatial_scale", "amplitude_scale")
+    structure = tuple(getattr(model, f.name) for f in dataclasses.fields(model) if f.name not in scale_fields)
+    compiled = dataclasses.replace(config, max_iter=0, tol=0.0)  # the fields the compiled chunk depends on
+    key = (tuple(map(id, model.components)), structure, model.amplitude_scale is not None, compiled)
+    if key in _MAP_CACHE:
+        return _MAP_CACHE[key][1]
+    program = make_cube_model(model)
+    bijections = {k: biject_to(s) for k, s in _supports(model).items()}
+
+    def constrain(flat):
+        return {k: bijections[k](v) for k, v in unravel(flat).items()}
+
+    def objective(flat, x, bkg, scales):
+        return -log_density(program, (x, bkg, scales), {}, constrain(flat))[0]
+
+    lbfgs = config.optimizer == "lbfgs"
+    optimizer = (
+        optax.lbfgs(memory_size=config.memory_size, linesearch=_linesearch(config.linesearch))
+        if lbfgs
+        else optax.with_extra_args_support(optax.adam(config.learning_rate))
+    )
+    fns = _MAPFunctions(
+        optimizer,
+        jax.jit(_chunk_runner(objective, optimizer, config.chunk, lbfgs)),
+        jax.jit(lambda f, x, bkg, scales: (objective(f, x, bkg, scales), _cost(model, constrain(f), x, bkg))),
+    )
+    while len(_MAP_CACHE) >= 4:
+        del _MAP_CACHE[next(iter(_MAP_CACHE))]
+    _MAP_CACHE[key] = (model, fns)
+    return fns
 
 
 def _linesearch(kind: str):
@@ -236,13 +269,13 @@ def _chunk_runner(objective, optimizer, length: int, lbfgs: bool):
     # L-BFGS's line search already evaluated value and gradient at the new point: reuse them
     value_and_grad = optax.value_and_grad_from_state(objective) if lbfgs else None
 
-    def run(state, x, bkg):
-        fun = lambda f: objective(f, x, bkg)
+    def run(state, x, bkg, scales):
+        fun = lambda f: objective(f, x, bkg, scales)
 
         def step(carry, _):
             flat, opt_state = carry
             if lbfgs:
-                value, grad = value_and_grad(flat, x, bkg, state=opt_state)
+                value, grad = value_and_grad(flat, x, bkg, scales, state=opt_state)
             else:
                 value, grad = jax.value_and_grad(fun)(flat)
             updates, opt_state = optimizer.update(grad, opt_state, flat, value=value, grad=grad, value_fn=fun)

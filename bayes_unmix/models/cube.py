@@ -63,7 +63,7 @@ from numpyro.distributions import constraints
 from bayes_unmix.models.component import SpectralComponent, is_barycentric
 from bayes_unmix.wavelets import starlet_forward
 
-__all__ = ["CubeInputError", "CubeModel", "make_cube_model", "make_pixel_model", "poisson_cost"]
+__all__ = ["CubeInputError", "CubeModel", "make_cube_model", "make_pixel_model", "poisson_cost", "prior_scales"]
 
 SpatialPrior = Literal["starlet", "smooth", "none"]
 LatentRegion = Literal["simplex", "box"]
@@ -301,21 +301,27 @@ def _theta_prior(component: SpectralComponent, on_simplex: bool) -> dist.Distrib
     return dist.Uniform(low, high).to_event(1)
 
 
-def _spatial_log_prior(model: CubeModel, component: SpectralComponent, theta: jax.Array) -> jax.Array:
-    """Log density of the spatial prior of one component's latent maps (``theta``: ``(P, n_latent)``)."""
+def _spatial_log_prior(
+    model: CubeModel, component: SpectralComponent, theta: jax.Array, fractions: jax.Array | None = None
+) -> jax.Array:
+    """Log density of the spatial prior of one component's latent maps (``theta``: ``(P, n_latent)``) at
+    scales ``fractions`` of each latent's range (default: the model's)."""
     low, high = (jnp.asarray(b, dtype=jnp.float64) for b in component.theta_bounds)
-    scale = jnp.asarray(model.latent_scales(component)) * (high - low)  # (n_latent,)
+    fractions = model.latent_scales(component) if fractions is None else fractions
+    scale = jnp.asarray(fractions) * (high - low)  # (n_latent,)
     maps = jnp.moveaxis(theta.reshape(model.height, model.width, -1), -1, 0)  # (n_latent, H, W)
     return _map_log_prior(model, maps, scale)
 
 
-def _amplitude_log_prior(model: CubeModel, amplitude: jax.Array) -> jax.Array:
-    """Log density of the spatial prior on the log amplitude (or log ratio) maps (``amplitude``: ``(P, C)``)."""
+def _amplitude_log_prior(model: CubeModel, amplitude: jax.Array, scale: jax.Array | None = None) -> jax.Array:
+    """Log density of the spatial prior on the log amplitude (or log ratio) maps (``amplitude``: ``(P, C)``)
+    at ``scale`` (default: the model's)."""
     logs = jnp.log(amplitude)
     if model.amplitude_prior == "ratio":
         logs = logs[:, 1:] - logs[:, :1]
     maps = jnp.moveaxis(logs.reshape(model.height, model.width, -1), -1, 0)  # (C or C - 1, H, W)
-    return _map_log_prior(model, maps, jnp.full(maps.shape[0], model.amplitude_scale))
+    scale = model.amplitude_scale if scale is None else scale
+    return _map_log_prior(model, maps, jnp.full(maps.shape[0], scale))
 
 
 def _map_log_prior(model: CubeModel, maps: jax.Array, scale: jax.Array) -> jax.Array:
@@ -336,11 +342,20 @@ def _map_log_prior(model: CubeModel, maps: jax.Array, scale: jax.Array) -> jax.A
     return -penalty - (model.n_pixels - 1) * jnp.sum(jnp.log(scale))
 
 
+def prior_scales(model: CubeModel) -> dict:
+    """The scales of a model's spatial priors as a pytree, ``{"latent": {name: (n_latent,)}, "amplitude":
+    float or None}``: the ``scales`` argument of :func:`make_cube_model`'s program."""
+    latent = {c.name: np.asarray(model.latent_scales(c), dtype=np.float64) for c in model.components}
+    return {"latent": latent, "amplitude": model.amplitude_scale}
+
+
 def make_cube_model(model: CubeModel) -> Callable[..., None]:
-    """The NumPyro program ``program(counts, background=None)`` of a cube model.
+    """The NumPyro program ``program(counts, background=None, scales=None)`` of a cube model.
 
     ``counts`` is ``(P, E)`` float64 (see :meth:`CubeModel.to_pixels`), ``background`` ``(P, E)``
-    expected counts or ``None``.
+    expected counts or ``None``; ``scales`` (default :func:`prior_scales` of ``model``) may be traced, so
+    one compiled program serves models that differ only in their prior scales (whether the amplitude
+    prior is on is the model's).
     """
 
     # jitted pieces: NumPyro runs the model eagerly when it sets up guides and samplers, where
@@ -348,9 +363,11 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
     rate_fn = jax.jit(model.expected_counts)
     parameter_fns = {c.name: jax.jit(c.parameters) for c in model.components}
     spatial_fns = {c.name: jax.jit(functools.partial(_spatial_log_prior, model, c)) for c in model.components}
+    defaults = prior_scales(model)
     amplitude_fn = jax.jit(functools.partial(_amplitude_log_prior, model))
 
-    def program(counts: jax.Array, background: jax.Array | None = None) -> None:
+    def program(counts: jax.Array, background: jax.Array | None = None, scales: dict | None = None) -> None:
+        scales = defaults if scales is None else scales
         n_pixels = counts.shape[0]
         total = counts.sum(-1)
         theta = {}
@@ -363,9 +380,9 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
             numpyro.sample("obs", _RealPoisson(rate).to_event(1), obs=counts)
         if model.spatial_prior != "none":
             for c in model.components:
-                numpyro.factor(f"spatial_{c.name}", spatial_fns[c.name](theta[c.name]))
+                numpyro.factor(f"spatial_{c.name}", spatial_fns[c.name](theta[c.name], scales["latent"][c.name]))
         if model.amplitude_scale is not None:
-            numpyro.factor("spatial_amplitude", amplitude_fn(amplitude))
+            numpyro.factor("spatial_amplitude", amplitude_fn(amplitude, scales["amplitude"]))
 
     return program
 
