@@ -42,17 +42,23 @@ MODELS = {
 }
 
 
+def share_bins(cube) -> dict[str, np.ndarray]:
+    """Masks of the pixels with synchrotron, per bin of its share of the pixel's expected counts."""
+    amplitudes = cube.truth.amplitudes
+    share = amplitudes[1] / np.maximum(amplitudes.sum(0), 1e-300)
+    present = amplitudes[1] > 0
+    return {f"{low:g}-{high:g}": present & (share >= low) & ((share < high) | (high == 1.0)) for low, high in SHARES}
+
+
 def by_share(cube, map_gamma, mean, lo, hi) -> list[dict]:
     """Bias of the MAP and of the posterior mean, sd (from the 90 % interval) and coverage per share bin."""
-    truth = cube.truth
-    gamma = truth.parameters["synchrotron"][0]
-    share = truth.amplitudes[1] / np.maximum(truth.amplitudes.sum(0), 1e-300)
+    gamma = cube.truth.parameters["synchrotron"][0]
     rows = []
-    for low, high in SHARES:
-        m = np.isfinite(gamma) & (share >= low) & ((share < high) | (high == 1.0))
+    for label, m in share_bins(cube).items():
+        m = m & np.isfinite(gamma)
         rows.append(
             {
-                "share": f"{low:g}-{high:g}",
+                "share": label,
                 "pixels": int(m.sum()),
                 "map_bias": float(np.mean(map_gamma[m] - gamma[m])),
                 "mean_bias": float(np.mean(mean[m] - gamma[m])),
@@ -66,11 +72,9 @@ def by_share(cube, map_gamma, mean, lo, hi) -> list[dict]:
 def amplitude_by_share(cube, lo: dict, hi: dict) -> list[dict]:
     """Coverage of the 90 % amplitude intervals per synchrotron-share bin (pixels with synchrotron)."""
     truth = cube.truth
-    share = truth.amplitudes[1] / np.maximum(truth.amplitudes.sum(0), 1e-300)
     rows = []
-    for low, high in SHARES:
-        m = (truth.amplitudes[1] > 0) & (share >= low) & ((share < high) | (high == 1.0))
-        row = {"share": f"{low:g}-{high:g}", "pixels": int(m.sum())}
+    for label, m in share_bins(cube).items():
+        row = {"share": label, "pixels": int(m.sum())}
         for i, comp in enumerate(truth.component_names):
             here = m & (truth.amplitudes[i] > 0)  # a zero truth is never inside a positive interval
             t, key = truth.amplitudes[i][here], f"amplitude_{comp}"

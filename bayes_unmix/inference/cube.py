@@ -182,7 +182,7 @@ def cube_map_point(
     start = _inside(model, init if init is not None else neutral_point(model, counts), total)
     bijections = {k: biject_to(s) for k, s in _supports(model).items()}
     flat0, unravel = ravel_pytree({k: bijections[k].inv(v) for k, v in start.items()})
-    fns = _map_functions(model, config, unravel)
+    fns = _map_functions(model, config, bijections, unravel)
     scales = jax.tree.map(jnp.asarray, prior_scales(model))
 
     t0 = time.perf_counter()
@@ -222,7 +222,7 @@ class _MAPFunctions(NamedTuple):
 _MAP_CACHE: dict[tuple, tuple[CubeModel, _MAPFunctions]] = {}
 
 
-def _map_functions(model: CubeModel, config: CubeMAPConfig, unravel) -> _MAPFunctions:
+def _map_functions(model: CubeModel, config: CubeMAPConfig, bijections: dict, unravel) -> _MAPFunctions:
     """The compiled MAP pieces of ``model``'s structure, with the prior scales as arguments: the folds and
     candidates of :func:`select_spatial_scale` differ only in scales, and compiling the L-BFGS chunk takes
     seconds (most of a small cube's fit). Kept for the last few structures; the cached model holds its
@@ -234,7 +234,6 @@ def _map_functions(model: CubeModel, config: CubeMAPConfig, unravel) -> _MAPFunc
     if key in _MAP_CACHE:
         return _MAP_CACHE[key][1]
     program = make_cube_model(model)
-    bijections = {k: biject_to(s) for k, s in _supports(model).items()}
 
     def constrain(flat):
         return {k: bijections[k](v) for k, v in unravel(flat).items()}

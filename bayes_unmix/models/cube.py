@@ -313,14 +313,13 @@ def _spatial_log_prior(
     return _map_log_prior(model, maps, scale)
 
 
-def _amplitude_log_prior(model: CubeModel, amplitude: jax.Array, scale: jax.Array | None = None) -> jax.Array:
+def _amplitude_log_prior(model: CubeModel, amplitude: jax.Array, scale: jax.Array) -> jax.Array:
     """Log density of the spatial prior on the log amplitude (or log ratio) maps (``amplitude``: ``(P, C)``)
-    at ``scale`` (default: the model's)."""
+    at ``scale``."""
     logs = jnp.log(amplitude)
     if model.amplitude_prior == "ratio":
         logs = logs[:, 1:] - logs[:, :1]
     maps = jnp.moveaxis(logs.reshape(model.height, model.width, -1), -1, 0)  # (C or C - 1, H, W)
-    scale = model.amplitude_scale if scale is None else scale
     return _map_log_prior(model, maps, jnp.full(maps.shape[0], scale))
 
 
