@@ -278,6 +278,13 @@ def fit_cube(
             "the first; pixel totals free)."
         ),
     ] = "log",
+    amplitude_log_sd: Annotated[
+        str,
+        typer.Option(
+            help="Each pixel's amplitude prior: 'off' (exponential, flat in the amplitude) or the sd of a "
+            "log-normal (nearly flat in log amplitude; point estimates are then modes in log amplitude)."
+        ),
+    ] = "off",
     starlet_scales: Annotated[
         int, typer.Option(min=1, help="Starlet detail planes of the starlet prior (needs images wider than 2^N px).")
     ] = 2,
@@ -307,6 +314,7 @@ def fit_cube(
             spatial_scale=prior_scale,
             amplitude_scale=amplitude_scale,
             amplitude_prior=amplitude_prior,
+            amplitude_log_sd=amplitude_log_sd,
             n_scales=starlet_scales,
             vi_steps=steps,
             guide=guide,

@@ -158,6 +158,7 @@ def _build_model(
     spatial_scale: float,
     amplitude_scale: float | None,
     amplitude_prior: str,
+    amplitude_log_sd: float | None,
     n_scales: int,
 ) -> CubeModel:
     channels = {c.name: int(c.n_channels) for c in components}
@@ -172,6 +173,7 @@ def _build_model(
             spatial_scale=spatial_scale,
             amplitude_scale=amplitude_scale,
             amplitude_prior=amplitude_prior,
+            amplitude_log_sd=amplitude_log_sd,
         )
     except CubeInputError as exc:
         raise CubeFitError(str(exc)) from None
@@ -188,6 +190,7 @@ def fit_cube(
     spatial_scale: float | str = 0.02,
     amplitude_scale: float | str | None = None,
     amplitude_prior: str = "log",
+    amplitude_log_sd: float | str | None = None,
     n_scales: int = 2,
     vi_steps: int = 1500,
     guide: str = "pixel",
@@ -209,7 +212,9 @@ def fit_cube(
     (``amplitude_prior="log"``) or on the log ratio maps ``log(a_c / a_0)`` (``"ratio"``; see
     :class:`~bayes_unmix.models.cube.CubeModel`): a number, ``None``/``"off"``, or ``"auto"`` (off or one
     of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation; at the latent scales given, or after
-    choosing them when ``spatial_scale="auto"``).
+    choosing them when ``spatial_scale="auto"``). ``amplitude_log_sd``: ``None``/``"off"`` (each pixel's
+    amplitudes exponential, flat in ``a``) or the sd of log-normal amplitudes (nearly flat in ``log a``;
+    see :class:`~bayes_unmix.models.cube.CubeModel`).
     ``n_scales``: starlet detail planes (2 won on held-out counts of the 94x94 toy cube over 3 and 4). Raises
     :class:`CubeFitError` before writing on bad input.
     """
@@ -223,9 +228,12 @@ def fit_cube(
     amplitude = None
     if not (amplitude_auto or amplitude_scale in (None, "off")):
         amplitude = _positive(amplitude_scale, "the amplitude scale must be a positive number, 'off' or 'auto'")
+    log_sd = None
+    if amplitude_log_sd not in (None, "off"):
+        log_sd = _positive(amplitude_log_sd, "the amplitude log sd must be a positive number or 'off'")
     data = _load_cube(cube)
     components = load_components(models)
-    model = _build_model(components, data.counts, spatial_prior, scale, amplitude, amplitude_prior, n_scales)
+    model = _build_model(components, data.counts, spatial_prior, scale, amplitude, amplitude_prior, log_sd, n_scales)
     bkg = _load_background(background, data.counts.shape)
     start = time.perf_counter()
     held_out = None
@@ -379,6 +387,12 @@ def write_cube_outputs(
     return [out_dir / n for n in names]
 
 
+def _pixel_amplitude_prior(log_sd) -> str:
+    if log_sd == "off":
+        return "exponential, mean = pixel counts / components (flat in the amplitude)"
+    return f"log-normal around pixel counts / components, sd {log_sd} in log amplitude"
+
+
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v if isinstance(v, (str, int, float, bool)) else str(v)
 
@@ -393,6 +407,7 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
             f"range; on the {_AMPLITUDE_MAPS[attrs.get('amplitude_prior', 'log')]}: "
             f"{attrs.get('amplitude_scale', 'off')})"
         ),
+        f"- pixel amplitude prior: {_pixel_amplitude_prior(attrs.get('amplitude_log_sd', 'off'))}",
         f"- fit time: {attrs.get('fit_seconds', float('nan')):.1f} s; bayes_unmix {attrs.get('bayes_unmix_version')}",
         f"- maps: posterior mean, sd and the equal-tailed {float(attrs.get('ci_prob', 0.9)):.0%} interval per pixel",
         "",

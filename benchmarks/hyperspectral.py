@@ -139,6 +139,12 @@ def main() -> None:
         "--amplitude-prior", choices=("log", "ratio"), default="log", help="log amplitude maps or the log ratio map"
     )
     parser.add_argument(
+        "--amplitude-log-sd",
+        type=float,
+        default=None,
+        help="log-normal pixel amplitudes of this sd (default: exponential)",
+    )
+    parser.add_argument(
         "--scale-iter", type=int, default=1000, help="most MAP iterations per fold and candidate (stops when converged)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -158,6 +164,7 @@ def main() -> None:
         spatial_scale=fixed,
         amplitude_scale=amplitude,
         amplitude_prior=args.amplitude_prior,
+        amplitude_log_sd=args.amplitude_log_sd,
     )
     total = cube.counts.sum(0)
     inside = cube.truth.mask

@@ -93,6 +93,7 @@ def run(cube, models: dict, scale: dict, amplitude_scale: float | None, n_scales
         spatial_scale=scale,
         amplitude_scale=amplitude_scale,
         amplitude_prior=args.amplitude_prior,
+        amplitude_log_sd=args.amplitude_log_sd,
     )
     t0 = time.perf_counter()
     trace = cube_map_point(model, cube.counts, progress=False)
@@ -122,6 +123,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--amplitude-prior", choices=("log", "ratio"), default="log", help="log amplitude maps or log ratio maps"
+    )
+    parser.add_argument(
+        "--amplitude-log-sd",
+        type=float,
+        default=None,
+        help="log-normal pixel amplitudes of this sd (default: exponential)",
     )
     parser.add_argument("--n-scales", type=int, nargs="+", default=[2], help="starlet detail planes")
     parser.add_argument("--vi-steps", type=int, default=1000)

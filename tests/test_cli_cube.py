@@ -24,12 +24,14 @@ def cube_file(tmp_path_factory):
 def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
     out = tmp_path / "out"
     args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--method", "pixel", "--starlet-scales", "1", "-q"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--amplitude-log-sd", "10"])
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.iterdir()}
     assert {"maps.nc", "summary.json", "report.md", "maps_mean.png", "map_thermal_kT_keV.png"} <= names
     summary = json.loads((out / "summary.json").read_text())
     assert summary["attrs"]["method"] == "pixel-map" and summary["attrs"]["n_scales"] == 1
+    assert summary["attrs"]["amplitude_log_sd"] == 10.0
+    assert "log-normal around pixel counts / components, sd 10.0" in (out / "report.md").read_text()
     kt = summary["maps"]["thermal_kT_keV"]["mean"]
     assert 0.8 <= kt <= 6.0  # inside the trained range, in keV
 
@@ -49,6 +51,8 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=xray_thermal", "--amplitude-prior", "ratio"], "needs two or more components"),
         (["--model", "thermal=xray_thermal", "--prior", "none", "--amplitude-scale", "0.3"], "needs a spatial prior"),
         (["--model", "thermal=xray_thermal", "--starlet-scales", "3"], "too small for 3 starlet scales"),
+        (["--model", "thermal=xray_thermal", "--amplitude-log-sd", "wide"], "amplitude log sd must be a positive"),
+        (["--model", "thermal=xray_thermal", "--amplitude-log-sd", "0"], "amplitude log sd must be a positive"),
     ],
 )
 def test_fit_cube_bad_options(cube_file, tmp_path, args, message):

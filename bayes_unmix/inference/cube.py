@@ -35,7 +35,14 @@ from tqdm.auto import tqdm
 
 from bayes_unmix.inference.checks import convergence_report
 from bayes_unmix.inference.cube_convert import to_cube_datatree
-from bayes_unmix.models.cube import CubeInputError, CubeModel, make_cube_model, poisson_cost, prior_scales
+from bayes_unmix.models.cube import (
+    CubeInputError,
+    CubeModel,
+    make_cube_model,
+    point_log_jacobian,
+    poisson_cost,
+    prior_scales,
+)
 
 __all__ = [
     "SCALE_CANDIDATES",
@@ -239,7 +246,8 @@ def _map_functions(model: CubeModel, config: CubeMAPConfig, bijections: dict, un
         return {k: bijections[k](v) for k, v in unravel(flat).items()}
 
     def objective(flat, x, bkg, scales):
-        return -log_density(program, (x, bkg, scales), {}, constrain(flat))[0]
+        point = constrain(flat)
+        return -log_density(program, (x, bkg, scales), {}, point)[0] - point_log_jacobian(model, point["amplitude"])
 
     lbfgs = config.optimizer == "lbfgs"
     optimizer = (

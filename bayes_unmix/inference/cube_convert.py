@@ -179,6 +179,7 @@ def _record(model: CubeModel, method: str, ci_prob: float, attrs: dict | None) -
         "spatial_scale": scale_attr(model),
         "amplitude_scale": "off" if model.amplitude_scale is None else model.amplitude_scale,
         "amplitude_prior": model.amplitude_prior,
+        "amplitude_log_sd": "off" if model.amplitude_log_sd is None else model.amplitude_log_sd,
         "n_scales": model.n_scales,
         "ci_prob": ci_prob,
         "bayes_unmix_version": bayes_unmix.__version__,

@@ -39,7 +39,7 @@ from bayes_unmix.inference.cube import _inside, _supports, sample_sites
 from bayes_unmix.inference.cube_convert import to_cube_datatree
 from bayes_unmix.inference.map import damped_newton
 from bayes_unmix.inference.mcmc import blackjax_chain
-from bayes_unmix.models.cube import CubeModel, make_pixel_model
+from bayes_unmix.models.cube import CubeModel, make_pixel_model, point_log_jacobian
 
 __all__ = ["PixelConfig", "pixel_draws", "pixel_fit", "pixel_map_point"]
 
@@ -117,7 +117,9 @@ def _map_solver(model: CubeModel, config: PixelConfig):
                 start[f"theta_{c.name}"] = jnp.clip(candidates[c.name][best], low + margin, high - margin)
         flat0, unravel = ravel_pytree({k: bijections[k].inv(v) for k, v in start.items()})
         constrain = lambda f: {k: bijections[k](v) for k, v in unravel(f).items()}
-        objective = lambda f: -log_density(program, (x, bkg), {}, constrain(f))[0]
+        objective = lambda f: (
+            -log_density(program, (x, bkg), {}, constrain(f))[0] - point_log_jacobian(model, constrain(f)["amplitude"])
+        )
         return constrain(damped_newton(objective, flat0, config.newton_iterations)[0])
 
     return jax.jit(jax.vmap(solve))

@@ -9,7 +9,12 @@ where ``f_c`` is a :class:`~bayes_unmix.models.component.SpectralComponent` (uni
 coordinates and ``b`` an optional fixed background cube (expected counts). Priors:
 
 * ``a[p, c] ~ Exponential(mean = max(sum_e X[p, e], 1) / C)``: non-negative, mildly sparse, scaled to
-  the pixel's counts (empirical-Bayes scale, as in :mod:`bayes_unmix.models.gamma`);
+  the pixel's counts (empirical-Bayes scale, as in :mod:`bayes_unmix.models.gamma`); or, with
+  ``amplitude_log_sd=s``, ``LogNormal(log(max(sum_e X[p, e], 1) / C), s)``. The exponential is flat in ``a``,
+  so over ``log a`` (the coordinates of VI and NUTS) its density grows as ``a``: where two components can
+  trade counts (a faint synchrotron against the thermal continuum) that lifts the weaker one's posterior up the
+  ridge, above the counts it has. A wide log-normal is nearly flat in ``log a``; its density over ``a`` grows as
+  ``1 / a`` towards 0, so point estimates are then modes over ``log a`` (:func:`point_log_jacobian`);
 * ``theta_c[p] ~ Dirichlet(1)`` (uniform on the simplex of the anchors) for barycentric latents (IAE;
   ``latent_region="simplex"``, the default), else ``Uniform(theta_bounds)``: the region the spectral model
   was trained on. The ``theta_bounds`` box of an IAE also holds weights off the sum-one plane, where decoded
@@ -63,7 +68,15 @@ from numpyro.distributions import constraints
 from bayes_unmix.models.component import SpectralComponent, is_barycentric
 from bayes_unmix.wavelets import starlet_forward
 
-__all__ = ["CubeInputError", "CubeModel", "make_cube_model", "make_pixel_model", "poisson_cost", "prior_scales"]
+__all__ = [
+    "CubeInputError",
+    "CubeModel",
+    "make_cube_model",
+    "make_pixel_model",
+    "point_log_jacobian",
+    "poisson_cost",
+    "prior_scales",
+]
 
 SpatialPrior = Literal["starlet", "smooth", "none"]
 LatentRegion = Literal["simplex", "box"]
@@ -99,6 +112,10 @@ class CubeModel:
     amplitude_prior:
         ``"log"`` (default): that prior on each log amplitude map; ``"ratio"``: on each ``log(a_c / a_0)``
         map, ``c >= 1`` (needs two or more components).
+    amplitude_log_sd:
+        ``None`` (default): each pixel's amplitudes are ``Exponential(mean = counts / C)``, flat in ``a``; a
+        number ``s``: ``LogNormal(log(counts / C), s)``, nearly flat in ``log a`` for large ``s`` (see the
+        module docstring). Point estimates are then modes over ``log a`` (:func:`point_log_jacobian`).
     latent_region:
         ``"simplex"`` (default): barycentric latents (see :func:`~bayes_unmix.models.component.is_barycentric`)
         live on the simplex of the anchors with a flat Dirichlet prior; ``"box"``: every latent is uniform
@@ -121,6 +138,7 @@ class CubeModel:
     spatial_scale: float | Mapping[str, float | Sequence[float]] = 0.02
     amplitude_scale: float | None = None
     amplitude_prior: AmplitudePrior = "log"
+    amplitude_log_sd: float | None = None
     latent_region: LatentRegion = "simplex"
 
     def __post_init__(self) -> None:
@@ -153,6 +171,11 @@ class CubeModel:
             if not (isinstance(scale, numbers.Real) and np.isfinite(scale) and scale > 0):
                 raise CubeInputError(f"amplitude_scale must be a positive number, got {scale!r}")
             object.__setattr__(self, "amplitude_scale", float(scale))
+        if self.amplitude_log_sd is not None:
+            sd = self.amplitude_log_sd
+            if not (isinstance(sd, numbers.Real) and np.isfinite(sd) and sd > 0):
+                raise CubeInputError(f"amplitude_log_sd must be a positive number, got {sd!r}")
+            object.__setattr__(self, "amplitude_log_sd", float(sd))
         if self.amplitude_prior not in ("log", "ratio"):
             raise CubeInputError(f"unknown amplitude_prior {self.amplitude_prior!r}; use log or ratio")
         if self.amplitude_prior == "ratio" and len(self.components) < 2:
@@ -289,9 +312,24 @@ class _RealPoisson(dist.Poisson):
         return xlogy(value, self.rate) - self.rate - gammaln(value + 1.0)
 
 
-def _amplitude_prior(total: jax.Array, n_components: int) -> dist.Distribution:
-    mean = jnp.maximum(total, 1.0) / n_components
-    return dist.Exponential(jnp.broadcast_to(1.0 / mean[..., None], (*total.shape, n_components))).to_event(1)
+def _amplitude_prior(total: jax.Array, n_components: int, log_sd: float | None) -> dist.Distribution:
+    mean = jnp.broadcast_to((jnp.maximum(total, 1.0) / n_components)[..., None], (*total.shape, n_components))
+    if log_sd is None:
+        return dist.Exponential(1.0 / mean).to_event(1)
+    return dist.LogNormal(jnp.log(mean), log_sd).to_event(1)
+
+
+def point_log_jacobian(model: CubeModel, amplitude: jax.Array) -> jax.Array:
+    """What a point estimate adds to the log density: ``sum(log a)`` with log-normal amplitudes, else 0.
+
+    A log-normal prior wide enough to be nearly flat in ``log a`` has its density in ``a`` growing as
+    ``1 / a`` towards 0, where a mode in ``a`` would put every weakly determined amplitude; its mode over
+    ``log a`` (the coordinates of VI and NUTS) is where the data put it. With the default exponential
+    prior the point estimate stays the mode in ``a`` (SUSHI's).
+    """
+    if model.amplitude_log_sd is None:
+        return jnp.zeros(())
+    return jnp.sum(jnp.log(amplitude))
 
 
 def _theta_prior(component: SpectralComponent, on_simplex: bool) -> dist.Distribution:
@@ -371,7 +409,9 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
         total = counts.sum(-1)
         theta = {}
         with numpyro.plate("pixel", n_pixels):
-            amplitude = numpyro.sample("amplitude", _amplitude_prior(total, len(model.components)))
+            amplitude = numpyro.sample(
+                "amplitude", _amplitude_prior(total, len(model.components), model.amplitude_log_sd)
+            )
             for c in model.components:
                 theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
                 numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))
@@ -397,7 +437,7 @@ def make_pixel_model(model: CubeModel) -> Callable[..., None]:
     parameter_fns = {c.name: jax.jit(c.parameters) for c in components}
 
     def program(counts: jax.Array, background: jax.Array | None = None) -> None:
-        amplitude = numpyro.sample("amplitude", _amplitude_prior(counts.sum(), len(components)))
+        amplitude = numpyro.sample("amplitude", _amplitude_prior(counts.sum(), len(components), model.amplitude_log_sd))
         rate = 0.0 if background is None else background
         for i, c in enumerate(components):
             theta = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))

@@ -356,3 +356,28 @@ def test_ratio_prior_is_chosen_where_only_the_pixel_totals_are_rough():
     assert (best.amplitude_prior, best.amplitude_scale, best.spatial_scale) == ("ratio", 0.01, 0.003)
     with pytest.raises(ValueError, match="unknown amplitude prior kinds"):
         select_spatial_scale(model, counts, key=jax.random.key(0), amplitude_priors=("share",), progress=False)
+
+
+def test_log_normal_amplitudes_keep_faint_components_in_the_point_estimates(monkeypatch):
+    """With a wide log-normal amplitude prior the MAPs are modes over log a: a faint component keeps about its
+    counts. The mode over a itself would drop it (the density grows as 1 / a towards 0)."""
+    from bayes_unmix.inference import cube as cube_inference
+
+    comps, truth, _ = _toys().scene(SIZE, SIZE, scale=300.0)
+    amplitude = truth["amplitude"] * np.array([1.0, 0.05])[:, None, None]  # synchrotron: 5-10 of ~250 counts
+    spectra = [np.asarray(c.spectra(jnp.moveaxis(jnp.asarray(t), 0, -1))) for c, t in zip(comps, truth["theta"])]
+    expected = np.moveaxis(sum(a[..., None] * s for a, s in zip(amplitude, spectra)), -1, 0)
+    counts = np.random.default_rng(2).poisson(expected).astype(float)
+    model = CubeModel(comps, SIZE, SIZE, spatial_scale=0.5, amplitude_log_sd=10.0)
+    config = CubeMAPConfig(max_iter=300)
+
+    def faint(point) -> float:
+        return float(np.median(point["amplitude"][:, 1] / amplitude[1].ravel()))
+
+    cube_inference._MAP_CACHE.clear()
+    assert 0.3 < faint(cube_map_point(model, counts, config=config, progress=False).point) < 3.0
+    assert 0.3 < faint(pixel_map_point(model, counts, config=PIXEL, progress=False)) < 3.0
+    monkeypatch.setattr(cube_inference, "point_log_jacobian", lambda m, a: jnp.zeros(()))
+    cube_inference._MAP_CACHE.clear()
+    assert faint(cube_map_point(model, counts, config=config, progress=False).point) < 0.1
+    cube_inference._MAP_CACHE.clear()

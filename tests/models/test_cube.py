@@ -10,7 +10,14 @@ from numpyro.infer.util import log_density
 from scipy import special, stats
 
 import bayes_unmix  # noqa: F401
-from bayes_unmix.models.cube import CubeInputError, CubeModel, make_cube_model, make_pixel_model, poisson_cost
+from bayes_unmix.models.cube import (
+    CubeInputError,
+    CubeModel,
+    make_cube_model,
+    make_pixel_model,
+    point_log_jacobian,
+    poisson_cost,
+)
 
 ENERGIES = np.linspace(3.0, 8.0, 48)
 
@@ -292,3 +299,21 @@ def test_independent_pixels_drop_the_amplitude_prior():
     model = CubeModel((Thermal(), PowerLaw()), 8, 8, amplitude_scale=0.5)
     assert model.with_prior("none").amplitude_scale is None
     assert model.with_prior("smooth").amplitude_scale == 0.5
+
+
+def test_log_normal_amplitude_prior_and_its_point_estimate_coordinates():
+    """``amplitude_log_sd``: each amplitude is LogNormal(log(counts / C), sd); point estimates add the log
+    Jacobian of ``a = exp(u)`` (modes over log a); the exponential default adds nothing."""
+    truth, point, data, plain = _amplitude_case()
+    log_normal = dataclasses.replace(plain, amplitude_log_sd=3.0)
+    a = np.asarray(point["amplitude"])
+    mean = np.maximum(np.asarray(data[0]).sum(-1), 1.0)[:, None] / 2
+    site = log_density(make_cube_model(log_normal), data, {}, point)[1]["amplitude"]
+    np.testing.assert_allclose(site["fn"].log_prob(site["value"]), stats.lognorm.logpdf(a, 3.0, scale=mean).sum(-1))
+    site = log_density(make_cube_model(plain), data, {}, point)[1]["amplitude"]
+    np.testing.assert_allclose(site["fn"].log_prob(site["value"]), stats.expon.logpdf(a, scale=mean).sum(-1))
+    assert float(point_log_jacobian(plain, point["amplitude"])) == 0.0
+    assert float(point_log_jacobian(log_normal, point["amplitude"])) == pytest.approx(np.log(a).sum(), rel=1e-12)
+    for bad in (0.0, -1.0, float("nan"), "3"):
+        with pytest.raises(CubeInputError, match="amplitude_log_sd"):
+            CubeModel((Thermal(), PowerLaw()), 8, 8, amplitude_log_sd=bad)
