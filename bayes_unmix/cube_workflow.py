@@ -432,8 +432,8 @@ def run_cube_demo(
 ) -> tuple[xr.DataTree, dict[str, dict[str, float]], list[Path], float]:
     """The toy supernova-remnant cube (94 x 94 x 375; ``quick``: 32 x 32) unmixed end to end with the
     shipped IAE components: log-normal pixel amplitudes (sd 10), spatial scales (latent maps, then the log
-    synchrotron / thermal ratio map) by cross-validation, whole-cube MAP, then VI (per-pixel full-covariance guide); maps are written with
-    the truth beside them. Returns the tree, the per-map summary (RMSE, coverage), files and seconds."""
+    synchrotron / thermal ratio map) by cross-validation, whole-cube MAP, then VI (per-pixel full-covariance
+    guide); maps are written with the truth beside them. Returns the tree, the per-map summary (RMSE, coverage), files and seconds."""
     from bayes_unmix.data.cube import toy_remnant_cube
 
     size = 32 if quick else 94

@@ -117,9 +117,11 @@ def _map_solver(model: CubeModel, config: PixelConfig):
                 start[f"theta_{c.name}"] = jnp.clip(candidates[c.name][best], low + margin, high - margin)
         flat0, unravel = ravel_pytree({k: bijections[k].inv(v) for k, v in start.items()})
         constrain = lambda f: {k: bijections[k](v) for k, v in unravel(f).items()}
-        objective = lambda f: (
-            -log_density(program, (x, bkg), {}, constrain(f))[0] - point_log_jacobian(model, constrain(f)["amplitude"])
-        )
+
+        def objective(flat):
+            point = constrain(flat)
+            return -log_density(program, (x, bkg), {}, point)[0] - point_log_jacobian(model, point["amplitude"])
+
         return constrain(damped_newton(objective, flat0, config.newton_iterations)[0])
 
     return jax.jit(jax.vmap(solve))

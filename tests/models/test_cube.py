@@ -304,7 +304,7 @@ def test_independent_pixels_drop_the_amplitude_prior():
 def test_log_normal_amplitude_prior_and_its_point_estimate_coordinates():
     """``amplitude_log_sd``: each amplitude is LogNormal(log(counts / C), sd); point estimates add the log
     Jacobian of ``a = exp(u)`` (modes over log a); the exponential default adds nothing."""
-    truth, point, data, plain = _amplitude_case()
+    _, point, data, plain = _amplitude_case()
     log_normal = dataclasses.replace(plain, amplitude_log_sd=3.0)
     a = np.asarray(point["amplitude"])
     mean = np.maximum(np.asarray(data[0]).sum(-1), 1.0)[:, None] / 2
