@@ -178,9 +178,11 @@ def main() -> None:
 
 def print_table(report: dict) -> None:
     s = report["settings"]
+    log_sd = s.get("amplitude_log_sd")
+    amplitudes = "exponential" if log_sd is None else f"log-normal, sd {log_sd:g}"
     print(
-        f"{report['faint_pixels']} faint-synchrotron pixels in the {s['crop']} crop "
-        f"({s['amplitude_prior']} prior at {s['amplitude_scale']}); NUTS: {report['nuts_convergence']}"
+        f"{report['faint_pixels']} faint-synchrotron pixels in the {s['crop']} crop ({s['amplitude_prior']} prior "
+        f"at {s['amplitude_scale']}; pixel amplitudes {amplitudes}); NUTS: {report['nuts_convergence']}"
     )
     print(
         f"{'map':>22} {'method':>10} {'cover 90':>9} {'width':>9} {'mid bias':>9} {'MAP bias':>9} {'VI-NUTS (sd)':>13}"
