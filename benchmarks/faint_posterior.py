@@ -123,36 +123,40 @@ def main() -> None:
         amplitude_prior=args.amplitude_prior,
         amplitude_log_sd=args.amplitude_log_sd,
     )
-    timing = {}
-    t0 = time.perf_counter()
-    trace = cube_map_point(model, counts, progress=False)
-    timing["map_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    vi = cube_vi(model, counts, key=jax.random.key(args.seed), steps=args.vi_steps, init=trace.point, progress=False)
-    timing["vi_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    nuts = cube_nuts(
-        model,
-        counts,
-        key=jax.random.key(args.seed + 1),
-        num_warmup=args.nuts_warmup,
-        num_samples=args.nuts_samples,
-        init=trace.point,
-        progress=False,
-        check=False,
+    timing: dict[str, float] = {}
+
+    def timed(label: str, fit):
+        t0 = time.perf_counter()
+        result = fit()
+        timing[label] = time.perf_counter() - t0
+        return result
+
+    trace = timed("map_s", lambda: cube_map_point(model, counts, progress=False))
+    vi = timed(
+        "vi_s",
+        lambda: cube_vi(
+            model, counts, key=jax.random.key(args.seed), steps=args.vi_steps, init=trace.point, progress=False
+        ),
     )
-    timing["nuts_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    config = PixelConfig(num_warmup=args.nuts_warmup, num_samples=args.nuts_samples, num_chains=2, max_tree_depth=6)
-    pixel = pixel_fit(
-        model.with_prior("none"),
-        counts,
-        method="nuts",
-        key=jax.random.key(args.seed + 2),
-        config=config,
-        progress=False,
+    draws = {"num_warmup": args.nuts_warmup, "num_samples": args.nuts_samples}
+    nuts = timed(
+        "nuts_s",
+        lambda: cube_nuts(
+            model, counts, key=jax.random.key(args.seed + 1), init=trace.point, progress=False, check=False, **draws
+        ),
     )
-    timing["pixel_nuts_s"] = time.perf_counter() - t0
+    config = PixelConfig(num_chains=2, max_tree_depth=6, **draws)
+    pixel = timed(
+        "pixel_nuts_s",
+        lambda: pixel_fit(
+            model.with_prior("none"),
+            counts,
+            method="nuts",
+            key=jax.random.key(args.seed + 2),
+            config=config,
+            progress=False,
+        ),
+    )
     convergence = convergence_report(nuts, ess_min=100.0, warn=False)
 
     point = physical_maps(model, trace.point)
