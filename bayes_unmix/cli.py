@@ -281,10 +281,10 @@ def fit_cube(
     amplitude_log_sd: Annotated[
         str,
         typer.Option(
-            help="Each pixel's amplitude prior: 'off' (exponential, flat in the amplitude) or the sd of a "
-            "log-normal (nearly flat in log amplitude; point estimates are then modes in log amplitude)."
+            help="Each pixel's amplitude prior: the sd of a log-normal (nearly flat in log amplitude; point "
+            "estimates are then modes in log amplitude) or 'off' (exponential, flat in the amplitude)."
         ),
-    ] = "off",
+    ] = "10",
     starlet_scales: Annotated[
         int, typer.Option(min=1, help="Starlet detail planes of the starlet prior (needs images wider than 2^N px).")
     ] = 2,

@@ -190,7 +190,7 @@ def fit_cube(
     spatial_scale: float | str = 0.02,
     amplitude_scale: float | str | None = None,
     amplitude_prior: str = "log",
-    amplitude_log_sd: float | str | None = None,
+    amplitude_log_sd: float | str | None = 10.0,
     n_scales: int = 2,
     vi_steps: int = 1500,
     guide: str = "pixel",
@@ -212,9 +212,9 @@ def fit_cube(
     (``amplitude_prior="log"``) or on the log ratio maps ``log(a_c / a_0)`` (``"ratio"``; see
     :class:`~bayes_unmix.models.cube.CubeModel`): a number, ``None``/``"off"``, or ``"auto"`` (off or one
     of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation; at the latent scales given, or after
-    choosing them when ``spatial_scale="auto"``). ``amplitude_log_sd``: ``None``/``"off"`` (each pixel's
-    amplitudes exponential, flat in ``a``) or the sd of log-normal amplitudes (nearly flat in ``log a``;
-    see :class:`~bayes_unmix.models.cube.CubeModel`).
+    choosing them when ``spatial_scale="auto"``). ``amplitude_log_sd``: the sd of each pixel's log-normal amplitudes
+    (default 10: nearly flat in ``log a``, so faint components keep calibrated intervals; see
+    :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"`` (exponential, flat in ``a``).
     ``n_scales``: starlet detail planes (2 won on held-out counts of the 94x94 toy cube over 3 and 4). Raises
     :class:`CubeFitError` before writing on bad input.
     """
@@ -448,7 +448,6 @@ def run_cube_demo(
         spatial_scale="auto",
         amplitude_scale="auto",
         amplitude_prior="ratio",  # held-out counts favour it over the log amplitude maps at every scale
-        amplitude_log_sd=10.0,  # nearly flat in log a: faint synchrotron's intervals cover (README, cube section)
         vi_steps=1000 if quick else 1500,
         seed=seed,
         progress=progress,

@@ -23,17 +23,23 @@ def cube_file(tmp_path_factory):
 
 def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
     out = tmp_path / "out"
-    args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--method", "pixel", "--starlet-scales", "1", "-q"]
-    result = runner.invoke(app, [*args, "--amplitude-log-sd", "10"])
+    args = ["fit-cube", str(cube_file), *MODELS, "--method", "pixel", "--starlet-scales", "1", "-q"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.iterdir()}
     assert {"maps.nc", "summary.json", "report.md", "maps_mean.png", "map_thermal_kT_keV.png"} <= names
     summary = json.loads((out / "summary.json").read_text())
     assert summary["attrs"]["method"] == "pixel-map" and summary["attrs"]["n_scales"] == 1
-    assert summary["attrs"]["amplitude_log_sd"] == 10.0
+    assert summary["attrs"]["amplitude_log_sd"] == 10.0  # the default
     assert "log-normal around pixel counts / components, sd 10.0" in (out / "report.md").read_text()
     kt = summary["maps"]["thermal_kT_keV"]["mean"]
     assert 0.8 <= kt <= 6.0  # inside the trained range, in keV
+
+    exponential = tmp_path / "exponential"
+    result = runner.invoke(app, [*args, "--out", str(exponential), "--amplitude-log-sd", "off"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((exponential / "summary.json").read_text())["attrs"]["amplitude_log_sd"] == "off"
+    assert "exponential, mean = pixel counts / components" in (exponential / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
