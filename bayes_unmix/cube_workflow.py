@@ -421,6 +421,9 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
     ]
     deviance = tree["maps"]["deviance"].values
     lines += ["", f"Median Poisson deviance per channel: {np.nanmedian(deviance):.3f} (about 1 for a good fit).", ""]
+    if attrs.get("method") == "map":
+        state = "converged" if attrs.get("converged") else "**not converged** (raise the iteration cap)"
+        lines += [f"Whole-cube MAP: {attrs.get('iterations')} iterations ({attrs.get('optimizer')}), {state}.", ""]
     if str(attrs.get("method", "")).endswith("map"):
         lines += ["MAP is a point estimate: sd and intervals are not defined; use `--method vi` or `nuts`.", ""]
     lines += [f"![{name}]({name})" for name in files if name.endswith(".png")]

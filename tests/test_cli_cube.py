@@ -88,6 +88,7 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     attrs = json.loads((out / "summary.json").read_text())["attrs"]
+    assert f"Whole-cube MAP: {attrs['iterations']} iterations (lbfgs), converged." in (out / "report.md").read_text()
     scores = json.loads(attrs["spatial_scale_held_out_loglik"])
     assert {"0.01", "0.03", "0.1", "0.3"} <= set(scores) and attrs["amplitude_scale"] == "off"
     assert all(np.isfinite(list(scores.values())))
@@ -111,6 +112,7 @@ def test_fit_cube_auto_amplitude_prior_at_given_latent_scales(cube_file, tmp_pat
     result = runner.invoke(app, [*args, "--amplitude-scale", "auto", "--amplitude-prior", "ratio"])
     assert result.exit_code == 0, result.output
     attrs = json.loads((out / "summary.json").read_text())["attrs"]
+    assert f"Whole-cube MAP: {attrs['iterations']} iterations (lbfgs), converged." in (out / "report.md").read_text()
     scores = json.loads(attrs["spatial_scale_held_out_loglik"])
     assert set(scores) == {"given", "ratio=0.3", "ratio=1", "ratio=3"}
     best = max(scores, key=scores.get)

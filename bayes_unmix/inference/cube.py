@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
@@ -33,7 +34,7 @@ from numpyro.infer.initialization import init_to_value
 from numpyro.infer.util import log_density
 from tqdm.auto import tqdm
 
-from bayes_unmix.inference.checks import convergence_report
+from bayes_unmix.inference.checks import ConvergenceWarning, convergence_report
 from bayes_unmix.inference.cube_convert import to_cube_datatree
 from bayes_unmix.models.cube import (
     CubeInputError,
@@ -307,9 +308,16 @@ def cube_map(
     config: CubeMAPConfig = CubeMAPConfig(),
     energies_kev=None,
     progress: bool = True,
+    check: bool = True,
 ) -> xr.DataTree:
-    """:func:`cube_map_point` as a point-mass DataTree (one chain, one draw; sd and intervals NaN)."""
+    """:func:`cube_map_point` as a point-mass DataTree (one chain, one draw; sd and intervals NaN).
+
+    ``check`` warns (:class:`~bayes_unmix.inference.checks.ConvergenceWarning`) when the MAP stopped
+    unconverged: at ``config.max_iter``, or after a chunk raised the loss twice.
+    """
     trace = cube_map_point(model, counts, background=background, init=init, config=config, progress=progress)
+    if check and not trace.converged:
+        warnings.warn(_unconverged_message(trace, config), ConvergenceWarning, stacklevel=2)
     draws = {k: v[None, None] for k, v in trace.point.items()}
     attrs = {
         "iterations": trace.iterations,
@@ -321,6 +329,19 @@ def cube_map(
     }
     return to_cube_datatree(
         model, counts, draws, method="map", background=background, energies_kev=energies_kev, attrs=attrs
+    )
+
+
+def _unconverged_message(trace: MAPTrace, config: CubeMAPConfig) -> str:
+    if trace.iterations < config.max_iter:
+        return (
+            f"cube MAP stopped after {trace.iterations} iterations: a chunk raised the loss twice (line search "
+            "out of steps); the point is the last good one, not a mode"
+        )
+    change = abs(trace.loss[-2] - trace.loss[-1]) / max(abs(trace.loss[-1]), 1.0) if len(trace.loss) > 1 else np.nan
+    return (
+        f"cube MAP did not converge in {trace.iterations} iterations (relative change {change:.2g} over the last "
+        f"{config.chunk}, tolerance {config.tol:g}); raise CubeMAPConfig.max_iter or start nearer the mode (init=)"
     )
 
 

@@ -70,6 +70,19 @@ def test_cube_map_discards_chunks_that_raise_the_loss(noiseless):
     np.testing.assert_allclose(trace.point["amplitude"], start["amplitude"], rtol=1e-12)
 
 
+def test_cube_map_warns_when_it_stops_unconverged(noiseless):
+    model, _, cube = noiseless
+    with pytest.warns(ConvergenceWarning, match="did not converge in 10 iterations"):
+        tree = cube_map(model, cube, config=CubeMAPConfig(max_iter=10), progress=False)
+    assert tree.attrs["converged"] == 0 and tree.attrs["iterations"] == 10
+    blow_up = CubeMAPConfig(optimizer="adam", learning_rate=1e3, max_iter=100)  # as in the test above
+    with pytest.warns(ConvergenceWarning, match="raised the loss twice"):
+        cube_map(model, cube, config=blow_up, progress=False)
+    pixel = pixel_map_point(model, cube, config=PIXEL, progress=False)
+    tree = cube_map(model, cube, init=pixel, config=CubeMAPConfig(max_iter=400), progress=False)  # no warning
+    assert tree.attrs["converged"] == 1
+
+
 def test_cube_map_reuses_its_compilation_across_prior_scales(noisy):
     """Models that differ only in prior scales share one compiled MAP (the scales are its arguments), and
     each fit uses its own scales: a cached fit equals a freshly compiled one."""
