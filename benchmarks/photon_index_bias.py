@@ -9,7 +9,8 @@ the posterior sd and the coverage of 90 % intervals, the coverage of the amplitu
 coverage of every map. ``--amplitude-scales``
 adds the spatial prior on the log amplitude maps (``CubeModel.amplitude_scale``; ``none``: off; ``--amplitude-prior
 ratio``: on the log synchrotron / thermal ratio map instead), ``--n-scales`` the
-starlet depths (``CubeModel.n_scales``) to try.
+starlet depths (``CubeModel.n_scales``) to try, ``--texture Z GAMMA`` pixel-scale texture of those sds on the true z
+and photon-index maps (how coverage depends on the truth's roughness; default: the toy's smooth gradients).
 
 Run ``.venv/bin/python benchmarks/photon_index_bias.py`` (about 3 minutes on 2 cores; ``--simulator`` adds
 about 2 minutes per scale); prints a table and writes ``benchmarks/results/photon_index_bias.json``.
@@ -132,11 +133,21 @@ def main() -> None:
     )
     parser.add_argument("--n-scales", type=int, nargs="+", default=[2], help="starlet detail planes")
     parser.add_argument("--vi-steps", type=int, default=1000)
+    parser.add_argument(
+        "--texture",
+        type=float,
+        nargs=2,
+        default=[0.0, 0.0],
+        metavar=("Z", "GAMMA"),
+        help="sd of pixel-scale texture added to the true z and photon-index maps (default: smooth)",
+    )
     parser.add_argument("--simulator", action="store_true", help="also fit with the exact simulator components")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
+    cube = toy_remnant_cube(
+        args.seed, size=args.size, radius=41.0 * args.size / 94, parameter_texture=tuple(args.texture)
+    )
     results = []
     for name in ("iae", "simulator") if args.simulator else ("iae",):
         for s in args.scales:

@@ -207,6 +207,7 @@ def toy_remnant_cube(
     peak_counts: float = 800.0,
     synchrotron_share: float = 0.3,
     components: tuple[SimulatorComponent, SimulatorComponent] | None = None,
+    parameter_texture: tuple[float, float] = (0.0, 0.0),
 ) -> Cube:
     """A supernova-remnant-like toy cube (thermal + synchrotron) with ground truth.
 
@@ -228,6 +229,10 @@ def toy_remnant_cube(
     components:
         ``(thermal, synchrotron)`` simulators (default: the default instrument, abundance 5,
         N_H 0.6e22 cm^-2).
+    parameter_texture:
+        Standard deviations of pixel-scale texture added to the z and photon-index maps (default none:
+        smooth gradients), for studies of how interval coverage depends on the truth's roughness. Drawn
+        after every other random field, so the cube with ``(0, 0)`` is unchanged.
 
     Returns
     -------
@@ -251,6 +256,10 @@ def toy_remnant_cube(
     kt = np.clip(1.5 + 1.1 * r**2 + 0.3 * fine + 0.2 * smooth, 1.0, 3.6)
     z = -0.001 - 0.015 * np.sqrt(np.clip(1 - r**2, 0, None))
     gamma = np.clip(2.5 + 0.25 * r * np.cos(phi + 1.0) + 0.03 * smooth, 2.2, 2.8)
+    tex_z, tex_gamma = parameter_texture
+    if tex_z or tex_gamma:
+        z = z + tex_z * _random_field(rng, size, 1.5 * size / 94)
+        gamma = np.clip(gamma + tex_gamma * _random_field(rng, size, 1.5 * size / 94), 1.2, 3.8)
     nan = np.full((size, size), np.nan)
     params = {
         "thermal": np.stack([np.where(mask, kt, nan), np.where(mask, z, nan)]),

@@ -159,3 +159,16 @@ def test_bad_files(tmp_path):
         load_cube(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="radius"):
         toy_remnant_cube(0, size=10, radius=8.0)
+
+
+def test_parameter_texture_roughens_only_the_z_and_photon_index_truths():
+    plain = toy_remnant_cube(3, size=32, radius=13.0)
+    assert_same = np.testing.assert_array_equal
+    assert_same(toy_remnant_cube(3, size=32, radius=13.0, parameter_texture=(0.0, 0.0)).counts, plain.counts)
+    rough = toy_remnant_cube(3, size=32, radius=13.0, parameter_texture=(0.004, 0.2))
+    assert_same(rough.truth.amplitudes, plain.truth.amplitudes)
+    assert_same(rough.truth.parameters["thermal"][0], plain.truth.parameters["thermal"][0])  # kT untouched
+    inside = plain.truth.mask
+    dz = rough.truth.parameters["thermal"][1][inside] - plain.truth.parameters["thermal"][1][inside]
+    dgamma = rough.truth.parameters["synchrotron"][0][inside] - plain.truth.parameters["synchrotron"][0][inside]
+    assert 0.002 < np.std(dz) < 0.006 and 0.1 < np.std(dgamma) < 0.3
