@@ -20,6 +20,9 @@ synchrotron, shipped IAE components) it reports
 * wall time to converge, SUSHI's cost reached, time to reach SUSHI's final cost and time per
   1000 MAP iterations (reference: the published SUSHI code, ~1.14 s per iteration on 2 CPU cores).
 
+``--scene sgmca`` fits the cube whose amplitude maps are the sGMCA remnant's instead
+(:func:`~bayes_unmix.data.cube.sgmca_cube`; needs ``../shared/data/xray_sgmca``).
+
 Run ``.venv/bin/python benchmarks/hyperspectral.py`` (``--size 48`` for a quicker, smaller cube);
 prints a table and writes ``benchmarks/results/hyperspectral.json``.
 """
@@ -38,7 +41,7 @@ import numpy as np
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import AMPLITUDE_CANDIDATES
-from bayes_unmix.data.cube import toy_remnant_cube
+from bayes_unmix.data.cube import sgmca_cube, toy_remnant_cube
 from bayes_unmix.inference.cube import (
     CubeMAPConfig,
     cube_map_point,
@@ -54,6 +57,7 @@ from bayes_unmix.models.cube import CubeModel
 from bayes_unmix.pretrained import load_component
 
 RESULTS = Path(__file__).parent / "results" / "hyperspectral.json"
+SGMCA_MAPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xray_sgmca" / "source_maps.npz"
 REFERENCE_S_PER_ITER = 1.14
 PARAMS = (("thermal", 0, "kT_keV"), ("thermal", 1, "z"), ("synchrotron", 0, "photon_index"))
 
@@ -115,6 +119,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=94)
+    parser.add_argument(
+        "--scene",
+        choices=("toy", "sgmca"),
+        default="toy",
+        help="toy remnant, or the sGMCA remnant's amplitude maps (needs ../shared/data/xray_sgmca)",
+    )
     parser.add_argument("--sushi-iter", type=int, default=1000)
     parser.add_argument("--map-iter", type=int, default=1500)
     parser.add_argument("--vi-steps", type=int, default=1500)
@@ -150,7 +160,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
+    if args.scene == "sgmca" and not SGMCA_MAPS.is_file():
+        raise SystemExit(f"--scene sgmca needs {SGMCA_MAPS} (../shared/data/xray_sgmca)")
+    if args.scene == "sgmca":
+        cube = sgmca_cube(SGMCA_MAPS, args.seed, size=args.size)
+    else:
+        cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
     comps = tuple(load_component(f"xray_{n}") for n in ("thermal", "synchrotron"))  # physical coordinates
     weight_comps = tuple(load_component(f"xray_{n}", coordinates="weights") for n in ("thermal", "synchrotron"))
     auto = args.prior_scale == "auto"
