@@ -419,8 +419,14 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
         f"| {k} | {fmt(e, 'mean')} | {fmt(e, 'sd')} | {fmt(e, 'rmse')} | {fmt(e, 'coverage')} |"
         for k, e in summary.items()
     ]
-    deviance = tree["maps"]["deviance"].values
-    lines += ["", f"Median Poisson deviance per channel: {np.nanmedian(deviance):.3f} (about 1 for a good fit).", ""]
+    maps = tree["maps"]
+    deviance = np.nanmedian(maps["deviance"].values)
+    expected = np.nanmedian(maps["expected_deviance"].values) if "expected_deviance" in maps else np.nan
+    fit = (
+        f"Median Poisson deviance per channel: {deviance:.3f} (counts drawn from the fitted rates would give "
+        f"{expected:.3f}; far above it: the model misses structure in the data)."
+    )
+    lines += ["", fit, ""]
     if attrs.get("method") == "map":
         state = "converged" if attrs.get("converged") else "**not converged** (raise the iteration cap)"
         lines += [f"Whole-cube MAP: {attrs.get('iterations')} iterations ({attrs.get('optimizer')}), {state}.", ""]

@@ -8,14 +8,16 @@ Every cube method (MAP, VI, NUTS, pixel-by-pixel) hands over draws of the sample
   ``thermal_kT_keV``, ``thermal_z``, ``synchrotron_photon_index``;
 * ``maps``: the same variables summarised over draws along a ``stat`` dim: ``mean``, ``sd`` and the
   equal-tailed quantiles of ``ci_prob`` (``q05``, ``q95`` for 90 %), plus ``deviance`` (y, x), the
-  Poisson deviance per channel of each pixel at the posterior-mean point (about 1 for a good fit
-  at high counts) and ``total_counts`` (y, x);
+  Poisson deviance per channel of each pixel at the posterior-mean point, ``expected_deviance`` (y, x), its
+  expectation had the counts been drawn at those rates (about 1 only at high counts), and ``total_counts``
+  (y, x);
 * ``observed_data``: ``counts`` (channel, y, x); ``constant_data``: ``energy_kev`` (channel) if known;
 * ``sample_stats``: what the method reports; attrs: method, components, versions and settings.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -31,7 +33,15 @@ import xarray as xr
 import bayes_unmix
 from bayes_unmix.models.cube import CubeModel
 
-__all__ = ["load_maps", "map_point", "save_maps", "stat_labels", "summary_maps", "to_cube_datatree"]
+__all__ = [
+    "expected_poisson_deviance",
+    "load_maps",
+    "map_point",
+    "save_maps",
+    "stat_labels",
+    "summary_maps",
+    "to_cube_datatree",
+]
 
 _PARAM_BATCH = 64  # draws per call when evaluating the physical parameters (bounds memory)
 
@@ -75,14 +85,44 @@ def _summary(values: np.ndarray, ci_prob: float) -> np.ndarray:
     return np.stack([flat.mean(0), flat.std(0, ddof=1), low, high])
 
 
-def _deviance(model: CubeModel, x: np.ndarray, point: dict[str, np.ndarray], background) -> np.ndarray:
-    """Poisson deviance per channel of every pixel, ``(H, W)``, at ``point`` (sites ``(P, ...)``)."""
+def _deviance(
+    model: CubeModel, x: np.ndarray, point: dict[str, np.ndarray], background
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson deviance per channel of every pixel, ``(H, W)``, at ``point`` (sites ``(P, ...)``), and its
+    expectation were the counts drawn from those rates (:func:`expected_poisson_deviance`)."""
     theta = {n: jnp.asarray(point[f"theta_{n}"]) for n in model.names}
     bkg = None if background is None else model.to_pixels(background)
     rate = np.asarray(model.expected_counts(jnp.asarray(point["amplitude"]), theta, bkg))
     obs = x.reshape(model.n_channels, -1).T
     log_term = np.where(obs > 0, obs * np.log(np.where(obs > 0, obs, 1.0) / rate), 0.0)
-    return (2 * (log_term - (obs - rate)).sum(-1) / model.n_channels).reshape(model.height, model.width)
+    shape = (model.height, model.width)
+    deviance = 2 * (log_term - (obs - rate)).sum(-1) / model.n_channels
+    return deviance.reshape(shape), expected_poisson_deviance(rate).mean(-1).reshape(shape)
+
+
+@functools.cache
+def _expected_deviance_table(n: int = 551) -> tuple[np.ndarray, np.ndarray]:
+    """``E[D]`` on a grid of ``log10 mu`` from -8 to 3, by exact summation over the Poisson counts."""
+    log_mu = np.linspace(-8.0, 3.0, n)
+    mu = 10.0**log_mu
+    k = np.arange(int(mu[-1] + 12 * np.sqrt(mu[-1]) + 40))[:, None]
+    log_pmf = k * np.log(mu) - mu - np.cumsum(np.log(np.maximum(k, 1)), axis=0)
+    k_log_k = np.where(k > 0, k * np.log(np.maximum(k, 1) / mu), 0.0)  # E[k - mu] = 0: only this term stays
+    return log_mu, 2.0 * np.sum(np.exp(log_pmf) * k_log_k, axis=0)
+
+
+def expected_poisson_deviance(rate) -> np.ndarray:
+    """Expected Poisson deviance ``E[2 (k log(k / mu) - (k - mu))]`` of one count ``k ~ Poisson(mu)``, elementwise.
+
+    About 1 at high counts (``1 + 1 / (6 mu)``), up to 1.14 near ``mu = 2`` and towards 0 at low rates (0.30
+    at ``mu = 0.05``): a sparse cube's deviance per channel is judged against this, not against 1.
+
+    >>> [round(float(v), 3) for v in expected_poisson_deviance(np.array([0.05, 2.0, 100.0]))]
+    [0.303, 1.139, 1.002]
+    """
+    log_mu = np.log10(np.maximum(np.asarray(rate, dtype=np.float64), 1e-8))
+    high = 1.0 + 1.0 / (6.0 * 10.0**log_mu)  # past the table: the large-mean expansion (error < 1e-6)
+    return np.where(log_mu <= 3.0, np.interp(log_mu, *_expected_deviance_table()), high)
 
 
 def to_cube_datatree(
@@ -157,7 +197,9 @@ def _maps_dataset(model, x, tree, draws, background, ci_prob) -> xr.Dataset:
         for name, da in post.data_vars.items()
     }
     mean_point = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]).mean(0) for k, v in draws.items()}
-    maps["deviance"] = xr.DataArray(_deviance(model, x, mean_point, background), dims=("y", "x"))
+    deviance, expected = _deviance(model, x, mean_point, background)
+    maps["deviance"] = xr.DataArray(deviance, dims=("y", "x"))
+    maps["expected_deviance"] = xr.DataArray(expected, dims=("y", "x"))
     maps["total_counts"] = xr.DataArray(x.sum(0), dims=("y", "x"))
     ds = xr.Dataset(maps).assign_coords(stat=list(labels))
     ds.attrs["ci_prob"] = ci_prob

@@ -20,7 +20,14 @@ from bayes_unmix.inference.cube import (
     point_from_maps,
     select_spatial_scale,
 )
-from bayes_unmix.inference.cube_convert import load_maps, map_point, save_maps, stat_labels, summary_maps
+from bayes_unmix.inference.cube_convert import (
+    expected_poisson_deviance,
+    load_maps,
+    map_point,
+    save_maps,
+    stat_labels,
+    summary_maps,
+)
 from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_fit, pixel_map_point
 from bayes_unmix.inference.cube_vi import ConvergenceWarning, cube_vi
 from bayes_unmix.models.cube import CubeInputError, CubeModel
@@ -140,11 +147,22 @@ def test_cube_vi_and_datatree_schema(noisy, tmp_path):
     assert np.mean(np.abs(mean - truth["amplitude"]) < 3.3 * sd) > 0.6
     assert np.mean(np.abs(mean - truth["amplitude"]) / truth["amplitude"]) < 0.15
     assert np.all(maps["deviance"].values < 3.0)
+    # a good fit: the deviance per channel is what counts drawn at the fitted rates would give
+    ratio = np.median(maps["deviance"].values) / np.median(maps["expected_deviance"].values)
+    assert 0.85 < ratio < 1.15, ratio
     path = save_maps(tree, tmp_path / "maps.nc")
     back = load_maps(path)
     assert "posterior" not in back.children and back.attrs["method"] == "vi-meanfield"
     np.testing.assert_allclose(back["maps"]["amplitude"].values, maps["amplitude"].values)
     assert set(map_point(tree)) == {"amplitude", "theta_thermal", "theta_synchrotron"}
+
+
+def test_expected_poisson_deviance_matches_simulated_counts():
+    rng = np.random.default_rng(0)
+    for mu in (0.01, 0.3, 2.0, 30.0, 3000.0):
+        k = rng.poisson(mu, 200_000).astype(float)
+        d = 2 * (np.where(k > 0, k * np.log(np.maximum(k, 1) / mu), 0.0) - (k - mu))
+        assert abs(d.mean() - expected_poisson_deviance(np.array(mu))) < 4 * d.std() / np.sqrt(k.size), mu
 
 
 def test_cube_nuts_small_cube_covers_truth():
