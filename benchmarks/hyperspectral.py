@@ -160,9 +160,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    if args.scene == "sgmca" and not SGMCA_MAPS.is_file():
-        raise SystemExit(f"--scene sgmca needs {SGMCA_MAPS} (../shared/data/xray_sgmca)")
     if args.scene == "sgmca":
+        if not SGMCA_MAPS.is_file():
+            raise SystemExit(f"--scene sgmca needs {SGMCA_MAPS} (../shared/data/xray_sgmca)")
         cube = sgmca_cube(SGMCA_MAPS, args.seed, size=args.size)
     else:
         cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
