@@ -420,17 +420,17 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
         for k, e in summary.items()
     ]
     maps = tree["maps"]
-    deviance = np.nanmedian(maps["deviance"].values)
-    expected = np.nanmedian(maps["expected_deviance"].values) if "expected_deviance" in maps else np.nan
-    fit = (
-        f"Median Poisson deviance per channel: {deviance:.3f} (counts drawn from the fitted rates would give "
-        f"{expected:.3f}; far above it: the model misses structure in the data)."
-    )
-    lines += ["", fit, ""]
-    if attrs.get("method") == "map":
+    fit = f"Median Poisson deviance per channel: {np.nanmedian(maps['deviance'].values):.3f}"
+    if "expected_deviance" in maps:  # absent from maps.nc files written before it existed
+        expected = np.nanmedian(maps["expected_deviance"].values)
+        fit += f" (counts drawn from the fitted rates would give {expected:.3f}; far above it: the model misses"
+        fit += " structure in the data)"
+    lines += ["", fit + ".", ""]
+    method = str(attrs.get("method", ""))
+    if method == "map":
         state = "converged" if attrs.get("converged") else "**not converged** (raise the iteration cap)"
         lines += [f"Whole-cube MAP: {attrs.get('iterations')} iterations ({attrs.get('optimizer')}), {state}.", ""]
-    if str(attrs.get("method", "")).endswith("map"):
+    if method.endswith("map"):
         lines += ["MAP is a point estimate: sd and intervals are not defined; use `--method vi` or `nuts`.", ""]
     lines += [f"![{name}]({name})" for name in files if name.endswith(".png")]
     return "\n".join(lines) + "\n"
