@@ -41,7 +41,13 @@ coordinates and ``b`` an optional fixed background cube (expected counts). Prior
   range of synchrotron amplitudes, and the photon index's posterior gains that volume (it sits above the
   truth, by up to 0.6 at 94x94); smooth amplitude maps remove most of that freedom. With
   ``amplitude_prior="ratio"`` the prior is on the maps ``log(a_c / a_0)`` (each component against the first)
-  instead, leaving every pixel's total free (on the 94x94 toy cube it predicted held-out counts better).
+  instead, leaving every pixel's total free (on the 94x94 toy cube it predicted held-out counts better). With
+  log-normal amplitudes it then replaces their prior on each pixel's shares: a pixel's total is
+  ``LogNormal(log(max(sum_e X[p, e], 1)), s)``, its log ratios are flat, and each ratio map's mean has one
+  ``Normal(0, sqrt(2) s)`` prior. Independent log-normals per pixel, multiplied over the ``n`` pixels that the
+  ratio prior couples, would be a prior of sd ``sqrt(2) s / sqrt(n)`` on the share of the whole region, pulling
+  it to equal shares: on the sGMCA scene that kept about four counts of thermal emission per pixel where there
+  is none, taken from the synchrotron (``benchmarks/faint_posterior.py --scene sgmca``).
 
 Sites: ``amplitude`` ``(P, C)``, ``theta_<name>`` ``(P, n_latent)``, deterministic
 ``<name>_parameters`` ``(P, n_parameters)``, factors ``spatial_<name>`` and ``obs`` ``(P, E)``, all
@@ -55,7 +61,7 @@ import dataclasses
 import functools
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -320,6 +326,30 @@ def _amplitude_prior(total: jax.Array, n_components: int, log_sd: float | None) 
     return dist.LogNormal(jnp.log(mean), log_sd).to_event(1)
 
 
+class _TotalLogNormal(dist.Distribution):
+    """Amplitudes ``(..., C)`` whose total is ``LogNormal(loc, scale)`` and whose log ratios are flat (improper):
+    the pixel prior under a spatial prior on the log ratio maps. No sampling (the shares have no distribution)."""
+
+    arg_constraints: ClassVar[dict] = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.independent(constraints.positive, 1)
+
+    def __init__(self, loc: jax.Array, scale: float, n_components: int, *, validate_args: bool | None = None):
+        self.loc, self.scale = loc, scale
+        super().__init__(jnp.shape(loc), (n_components,), validate_args=validate_args)
+
+    def log_prob(self, value: jax.Array) -> jax.Array:
+        # density over (log total, log ratios) is that over log a (unit Jacobian); over a it gains 1 / prod(a)
+        log_total = jnp.log(jnp.sum(value, -1))
+        return dist.Normal(self.loc, self.scale).log_prob(log_total) - jnp.sum(jnp.log(value), -1)
+
+
+def _pixel_amplitude_prior(model: CubeModel, total: jax.Array) -> dist.Distribution:
+    """Each pixel's amplitude prior: see the module docstring (``total``: the pixels' counts)."""
+    if model.amplitude_prior == "ratio" and model.amplitude_scale is not None and model.amplitude_log_sd is not None:
+        return _TotalLogNormal(jnp.log(jnp.maximum(total, 1.0)), model.amplitude_log_sd, len(model.components))
+    return _amplitude_prior(total, len(model.components), model.amplitude_log_sd)
+
+
 def point_log_jacobian(model: CubeModel, amplitude: jax.Array) -> jax.Array:
     """What a point estimate adds to the log density: ``sum(log a)`` with log-normal amplitudes, else 0.
 
@@ -356,10 +386,13 @@ def _amplitude_log_prior(model: CubeModel, amplitude: jax.Array, scale: jax.Arra
     """Log density of the spatial prior on the log amplitude (or log ratio) maps (``amplitude``: ``(P, C)``)
     at ``scale``."""
     logs = jnp.log(amplitude)
+    level = jnp.zeros(())
     if model.amplitude_prior == "ratio":
         logs = logs[:, 1:] - logs[:, :1]
+        if model.amplitude_log_sd is not None:  # the ratio maps' level (see _TotalLogNormal)
+            level = jnp.sum(dist.Normal(0.0, np.sqrt(2.0) * model.amplitude_log_sd).log_prob(jnp.mean(logs, 0)))
     maps = jnp.moveaxis(logs.reshape(model.height, model.width, -1), -1, 0)  # (C or C - 1, H, W)
-    return _map_log_prior(model, maps, jnp.full(maps.shape[0], scale))
+    return _map_log_prior(model, maps, jnp.full(maps.shape[0], scale)) + level
 
 
 def _map_log_prior(model: CubeModel, maps: jax.Array, scale: jax.Array) -> jax.Array:
@@ -410,9 +443,7 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
         total = counts.sum(-1)
         theta = {}
         with numpyro.plate("pixel", n_pixels):
-            amplitude = numpyro.sample(
-                "amplitude", _amplitude_prior(total, len(model.components), model.amplitude_log_sd)
-            )
+            amplitude = numpyro.sample("amplitude", _pixel_amplitude_prior(model, total))
             for c in model.components:
                 theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
                 numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))

@@ -294,6 +294,41 @@ def test_ratio_amplitude_prior_is_the_smoothness_density_of_the_log_ratio_map():
         CubeModel((Thermal(), PowerLaw()), 8, 8, amplitude_prior="share")
 
 
+def _log_a_density(model, data, point, amplitude) -> float:
+    """The joint log density over ``log a`` (the coordinates of VI and NUTS) at ``amplitude``."""
+    return float(log_density(make_cube_model(model), data, {}, {**point, "amplitude": amplitude})[0]) + float(
+        jnp.sum(jnp.log(amplitude))
+    )
+
+
+def test_ratio_prior_with_log_normal_amplitudes_puts_the_pixel_prior_on_the_total():
+    """Under the ratio prior, log-normal amplitudes constrain each pixel's total, not its shares: moving the share
+    of every pixel together changes the prior only through the ratio maps' one level term, however many pixels
+    (independent log-normals would pull it with a weight growing with the pixel count)."""
+    _, point, data, plain = _amplitude_case()
+    counts = np.asarray(data[0]).sum(-1)
+    sd, delta = 3.0, 2.0
+    ratio = dataclasses.replace(plain, amplitude_scale=0.2, amplitude_prior="ratio", amplitude_log_sd=sd)
+    a = point["amplitude"]
+    shifted = a * jnp.exp(jnp.array([0.0, delta]))  # every log ratio + delta ...
+    shifted = shifted * (a.sum(-1) / shifted.sum(-1))[:, None]  # ... at each pixel's total
+    rate = ratio.expected_counts
+    theta = {"thermal": point["theta_thermal"], "synchrotron": point["theta_synchrotron"]}
+    poisson = [float(jnp.sum(_poisson_log_mass(data[0], rate(x, theta)))) for x in (a, shifted)]
+    gap = _log_a_density(ratio, data, point, shifted) - _log_a_density(ratio, data, point, a)
+    level = np.mean(np.log(a[:, 1] / a[:, 0]))
+    expected = stats.norm(0, np.sqrt(2) * sd).logpdf(level + delta) - stats.norm(0, np.sqrt(2) * sd).logpdf(level)
+    assert gap - (poisson[1] - poisson[0]) == pytest.approx(expected, rel=1e-8)
+    # the pixel term is the log-normal of the total (centred on the pixel's counts) over log a
+    pixel = log_density(make_cube_model(ratio), data, {}, point)[1]["amplitude"]
+    site = float(jnp.sum(pixel["fn"].log_prob(a))) + float(jnp.sum(jnp.log(a)))
+    assert site == pytest.approx(np.sum(stats.norm(np.log(np.maximum(counts, 1)), sd).logpdf(np.log(a.sum(-1)))))
+
+
+def _poisson_log_mass(counts, rate):
+    return counts * jnp.log(rate) - rate - jax.scipy.special.gammaln(counts + 1.0)
+
+
 def test_independent_pixels_drop_the_amplitude_prior():
     """The pixel-by-pixel baseline (``with_prior("none")``) of a model with a log-amplitude prior is valid."""
     model = CubeModel((Thermal(), PowerLaw()), 8, 8, amplitude_scale=0.5)
