@@ -120,4 +120,8 @@ def test_fit_cube_auto_amplitude_prior_at_given_latent_scales(cube_file, tmp_pat
     best = max(scores, key=scores.get)
     assert attrs["spatial_scale"] == 0.1 and attrs["amplitude_prior"] == "ratio"
     assert attrs["amplitude_scale"] == ("off" if best == "given" else float(best.split("=")[1]))
-    assert "log amplitude ratios" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "log amplitude ratios" in report
+    ratio_on = best != "given"  # the pixel prior then falls on the total alone
+    assert ("log-normal pixel total around its counts, sd 10.0" in report) == ratio_on
+    assert ("log-normal around pixel counts / components, sd 10.0" in report) == (not ratio_on)
