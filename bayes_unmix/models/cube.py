@@ -122,7 +122,9 @@ class CubeModel:
         ``None`` (default): each pixel's amplitudes are ``Exponential(mean = counts / C)``, flat in ``a``; a
         number ``s``: ``LogNormal(log(counts / C), s)``, nearly flat in ``log a`` for large ``s`` (see the
         module docstring). Point estimates are then modes over ``log a`` (:func:`point_log_jacobian`).
-        :func:`~bayes_unmix.cube_workflow.fit_cube` and ``bayes-unmix fit-cube`` default to 10.
+        Under the ratio prior (``amplitude_prior="ratio"`` with an ``amplitude_scale``) the log-normal falls on
+        each pixel's total alone. :func:`~bayes_unmix.cube_workflow.fit_cube` and ``bayes-unmix fit-cube``
+        default to 10.
     latent_region:
         ``"simplex"`` (default): barycentric latents (see :func:`~bayes_unmix.models.component.is_barycentric`)
         live on the simplex of the anchors with a flat Dirichlet prior; ``"box"``: every latent is uniform
