@@ -282,7 +282,8 @@ def fit_cube(
         str,
         typer.Option(
             help="Each pixel's amplitude prior: the sd of a log-normal (nearly flat in log amplitude; point "
-            "estimates are then modes in log amplitude) or 'off' (exponential, flat in the amplitude)."
+            "estimates are then modes in log amplitude; under the ratio prior, on the pixel's total alone) or "
+            "'off' (exponential, flat in the amplitude)."
         ),
     ] = "10",
     starlet_scales: Annotated[

@@ -213,8 +213,9 @@ def fit_cube(
     :class:`~bayes_unmix.models.cube.CubeModel`): a number, ``None``/``"off"``, or ``"auto"`` (off or one
     of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation; at the latent scales given, or after
     choosing them when ``spatial_scale="auto"``). ``amplitude_log_sd``: the sd of each pixel's log-normal amplitudes
-    (default 10: nearly flat in ``log a``, so faint components keep calibrated intervals; see
-    :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"`` (exponential, flat in ``a``).
+    (default 10: nearly flat in ``log a``, so faint components keep calibrated intervals; under the ratio prior
+    it is on each pixel's total alone; see :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"``
+    (exponential, flat in ``a``).
     ``n_scales``: starlet detail planes (2 won on held-out counts of the 94x94 toy cube over 3 and 4). Raises
     :class:`CubeFitError` before writing on bad input.
     """
