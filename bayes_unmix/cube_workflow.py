@@ -388,7 +388,7 @@ def write_cube_outputs(
     return [out_dir / n for n in names]
 
 
-def _pixel_amplitude_prior(attrs: Mapping) -> str:
+def _describe_pixel_amplitude_prior(attrs: Mapping) -> str:
     log_sd = attrs.get("amplitude_log_sd", "off")
     if log_sd == "off":
         return "exponential, mean = pixel counts / components (flat in the amplitude)"
@@ -411,7 +411,7 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
             f"range; on the {_AMPLITUDE_MAPS[attrs.get('amplitude_prior', 'log')]}: "
             f"{attrs.get('amplitude_scale', 'off')})"
         ),
-        f"- pixel amplitude prior: {_pixel_amplitude_prior(attrs)}",
+        f"- pixel amplitude prior: {_describe_pixel_amplitude_prior(attrs)}",
         f"- fit time: {attrs.get('fit_seconds', float('nan')):.1f} s; bayes_unmix {attrs.get('bayes_unmix_version')}",
         f"- maps: posterior mean, sd and the equal-tailed {float(attrs.get('ci_prob', 0.9)):.0%} interval per pixel",
         "",

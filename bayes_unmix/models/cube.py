@@ -204,6 +204,13 @@ class CubeModel:
     def n_pixels(self) -> int:
         return self.height * self.width
 
+    @property
+    def prior_on_pixel_totals(self) -> bool:
+        """Whether each pixel's log-normal prior falls on its total alone (ratio prior on log-normal amplitudes)."""
+        return (
+            self.amplitude_prior == "ratio" and self.amplitude_scale is not None and self.amplitude_log_sd is not None
+        )
+
     def _checked_scales(self, scale) -> float | dict[str, tuple[float, ...]]:
         if not isinstance(scale, Mapping):
             if not (isinstance(scale, numbers.Real) and np.isfinite(scale) and scale > 0):
@@ -347,7 +354,7 @@ class _TotalLogNormal(dist.Distribution):
 
 def _pixel_amplitude_prior(model: CubeModel, total: jax.Array) -> dist.Distribution:
     """Each pixel's amplitude prior: see the module docstring (``total``: the pixels' counts)."""
-    if model.amplitude_prior == "ratio" and model.amplitude_scale is not None and model.amplitude_log_sd is not None:
+    if model.prior_on_pixel_totals:
         return _TotalLogNormal(jnp.log(jnp.maximum(total, 1.0)), model.amplitude_log_sd, len(model.components))
     return _amplitude_prior(total, len(model.components), model.amplitude_log_sd)
 
@@ -391,7 +398,7 @@ def _amplitude_log_prior(model: CubeModel, amplitude: jax.Array, scale: jax.Arra
     level = jnp.zeros(())
     if model.amplitude_prior == "ratio":
         logs = logs[:, 1:] - logs[:, :1]
-        if model.amplitude_log_sd is not None:  # the ratio maps' level (see _TotalLogNormal)
+        if model.prior_on_pixel_totals:  # the ratio maps' level (see _TotalLogNormal)
             level = jnp.sum(dist.Normal(0.0, np.sqrt(2.0) * model.amplitude_log_sd).log_prob(jnp.mean(logs, 0)))
     maps = jnp.moveaxis(logs.reshape(model.height, model.width, -1), -1, 0)  # (C or C - 1, H, W)
     return _map_log_prior(model, maps, jnp.full(maps.shape[0], scale)) + level
