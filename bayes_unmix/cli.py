@@ -286,6 +286,13 @@ def fit_cube(
             "'off' (exponential, flat in the amplitude)."
         ),
     ] = "10",
+    presence_prior: Annotated[
+        str,
+        typer.Option(
+            help="Prior probability that a component is present in a pixel (absent: amplitude exactly 0; adds "
+            "maps of the posterior probability of presence), or 'off' (every component everywhere)."
+        ),
+    ] = "off",
     starlet_scales: Annotated[
         int, typer.Option(min=1, help="Starlet detail planes of the starlet prior (needs images wider than 2^N px).")
     ] = 2,
@@ -316,6 +323,7 @@ def fit_cube(
             amplitude_scale=amplitude_scale,
             amplitude_prior=amplitude_prior,
             amplitude_log_sd=amplitude_log_sd,
+            presence_prior=presence_prior,
             n_scales=starlet_scales,
             vi_steps=steps,
             guide=guide,

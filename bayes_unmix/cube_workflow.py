@@ -160,6 +160,7 @@ def _build_model(
     amplitude_prior: str,
     amplitude_log_sd: float | None,
     n_scales: int,
+    presence_prior: float | None = None,
 ) -> CubeModel:
     channels = {c.name: int(c.n_channels) for c in components}
     if any(n != counts.shape[0] for n in channels.values()):
@@ -174,6 +175,7 @@ def _build_model(
             amplitude_scale=amplitude_scale,
             amplitude_prior=amplitude_prior,
             amplitude_log_sd=amplitude_log_sd,
+            presence_prior=presence_prior,
         )
     except CubeInputError as exc:
         raise CubeFitError(str(exc)) from None
@@ -191,6 +193,7 @@ def fit_cube(
     amplitude_scale: float | str | None = None,
     amplitude_prior: str = "log",
     amplitude_log_sd: float | str | None = 10.0,
+    presence_prior: float | str | None = None,
     n_scales: int = 2,
     vi_steps: int = 1500,
     guide: str = "pixel",
@@ -215,7 +218,9 @@ def fit_cube(
     choosing them when ``spatial_scale="auto"``). ``amplitude_log_sd``: the sd of each pixel's log-normal amplitudes
     (default 10: nearly flat in ``log a``, so faint components keep calibrated intervals; under the ratio prior
     it is on each pixel's total alone; see :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"``
-    (exponential, flat in ``a``).
+    (exponential, flat in ``a``). ``presence_prior``: ``None``/``"off"`` (every component in every pixel) or the
+    prior probability that a component is present in a pixel (absent: amplitude exactly 0; maps of the posterior
+    probability of presence are added; see :class:`~bayes_unmix.models.cube.CubeModel`).
     ``n_scales``: starlet detail planes (2 won on held-out counts of the 94x94 toy cube over 3 and 4). Raises
     :class:`CubeFitError` before writing on bad input.
     """
@@ -232,9 +237,14 @@ def fit_cube(
     log_sd = None
     if amplitude_log_sd not in (None, "off"):
         log_sd = _positive(amplitude_log_sd, "the amplitude log sd must be a positive number or 'off'")
+    presence = None
+    if presence_prior not in (None, "off"):
+        presence = _positive(presence_prior, "the presence prior must be a probability in (0, 1) or 'off'")
     data = _load_cube(cube)
     components = load_components(models)
-    model = _build_model(components, data.counts, spatial_prior, scale, amplitude, amplitude_prior, log_sd, n_scales)
+    model = _build_model(
+        components, data.counts, spatial_prior, scale, amplitude, amplitude_prior, log_sd, n_scales, presence
+    )
     bkg = _load_background(background, data.counts.shape)
     start = time.perf_counter()
     held_out = None
@@ -397,6 +407,16 @@ def _describe_pixel_amplitude_prior(attrs: Mapping) -> str:
     return f"log-normal around pixel counts / components, sd {log_sd} in log amplitude"
 
 
+def _describe_presence(attrs: Mapping) -> str:
+    prior = attrs.get("presence_prior", "off")
+    if prior == "off":
+        return "every component in every pixel"
+    return (
+        f"each component present in a pixel with prior probability {prior} (else amplitude 0); "
+        "presence[...] maps: posterior probability of presence"
+    )
+
+
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v if isinstance(v, (str, int, float, bool)) else str(v)
 
@@ -412,6 +432,7 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
             f"{attrs.get('amplitude_scale', 'off')})"
         ),
         f"- pixel amplitude prior: {_describe_pixel_amplitude_prior(attrs)}",
+        f"- presence: {_describe_presence(attrs)}",
         f"- fit time: {attrs.get('fit_seconds', float('nan')):.1f} s; bayes_unmix {attrs.get('bayes_unmix_version')}",
         f"- maps: posterior mean, sd and the equal-tailed {float(attrs.get('ci_prob', 0.9)):.0%} interval per pixel",
         "",

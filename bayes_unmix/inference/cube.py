@@ -24,7 +24,6 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 import optax
 import xarray as xr
 from jax.flatten_util import ravel_pytree
@@ -426,10 +425,9 @@ def select_spatial_scale(
             point = cube_map_point(candidate, x_fit, background=bkg, init=warm, config=config, progress=False).point
             points.append(point)
             theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in model.components}
-            rate = candidate.expected_counts(
-                jnp.asarray(point["amplitude"]), theta, None if bkg is None else candidate.to_pixels(bkg)
-            )
-            total += float(jnp.sum(dist.Poisson(rate).log_prob(candidate.to_pixels(x_test))))
+            rates = candidate.component_counts(jnp.asarray(point["amplitude"]), theta)
+            observation = candidate.observation(rates, None if bkg is None else candidate.to_pixels(bkg))
+            total += float(jnp.sum(observation.log_prob(candidate.to_pixels(x_test))))
         scored[config_key] = total
         if total > best_total:
             best_fits, best_total = points, total
@@ -519,6 +517,7 @@ def cube_nuts(
         energies_kev=energies_kev,
         sample_stats=stats,
         attrs=attrs,
+        key=jax.random.fold_in(key, 1),
     )
     if check:
         convergence_report(tree, ess_min=100.0)

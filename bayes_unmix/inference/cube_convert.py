@@ -74,6 +74,31 @@ def _parameters(model: CubeModel, draws: dict[str, np.ndarray]) -> dict[str, np.
     return out
 
 
+def _draw_presence(model: CubeModel, x: np.ndarray, draws: dict, background, key: jax.Array) -> dict:
+    """Presence indicators drawn from their conditional posterior given each draw ``(chain, draw, P, ...)``."""
+    masks, _ = model.presence_configurations()
+    masks = jnp.asarray(masks, dtype=jnp.float64)
+    obs = jnp.asarray(x.reshape(model.n_channels, -1).T)
+    bkg = None if background is None else model.to_pixels(background)
+    amplitude = np.asarray(draws["amplitude"])
+    lead = amplitude.shape[:2]
+    flat = {k: jnp.asarray(np.asarray(v).reshape(-1, *np.shape(v)[2:])) for k, v in draws.items()}
+    point = len(flat["amplitude"]) == 1
+
+    def one(args):
+        a, theta, k = args
+        counts = model.component_counts(a, {n: theta[f"theta_{n}"] for n in model.names})
+        log_post = jax.nn.log_softmax(model.observation(counts, bkg).configuration_log_likelihood(obs), axis=-1)
+        chosen = jnp.argmax(log_post, -1) if point else jax.random.categorical(k, log_post)
+        return jnp.exp(log_post) @ masks, a * masks[chosen]
+
+    thetas = {f"theta_{n}": flat[f"theta_{n}"] for n in model.names}
+    keys = jax.random.split(key, len(flat["amplitude"]))
+    presence, present = jax.jit(lambda *a: jax.lax.map(one, a, batch_size=4))(flat["amplitude"], thetas, keys)
+    reshape = lambda v: np.asarray(v).reshape(*lead, *v.shape[1:])
+    return {**draws, "amplitude": reshape(present), "presence": reshape(presence)}
+
+
 def _summary(values: np.ndarray, ci_prob: float) -> np.ndarray:
     """``(chain, draw, ...)`` -> ``(4, ...)``: mean, sd (NaN for one draw), lower and upper quantiles."""
     flat = values.reshape(-1, *values.shape[2:])
@@ -136,6 +161,7 @@ def to_cube_datatree(
     sample_stats: dict[str, np.ndarray] | None = None,
     attrs: dict[str, Any] | None = None,
     ci_prob: float = 0.9,
+    key: jax.Array | None = None,
 ) -> xr.DataTree:
     """DataTree of a cube posterior (or a point estimate: one chain, one draw).
 
@@ -156,13 +182,23 @@ def to_cube_datatree(
         Extra attributes (settings, timings).
     ci_prob : float
         Probability of the equal-tailed interval of the ``maps`` group.
+    key : jax.Array, optional
+        With a ``presence_prior``, draws the presence indicators (default ``jax.random.key(0)``): ``amplitude``
+        then holds the amplitudes of the present components and 0 for the absent ones, and ``presence`` each
+        component's probability of being present given the draw's amplitudes and latents (its mean over draws
+        is the posterior probability). A point estimate (one draw) takes the most probable configuration.
     """
     x = model.check_counts(counts)
+    dims = {"amplitude": ["component", "y", "x"], "counts": ["channel", "y", "x"], "energy_kev": ["channel"]}
     missing = [s for s in ("amplitude", *(f"theta_{n}" for n in model.names)) if s not in draws]
     if missing:
         raise ValueError(f"draws lack the sites {missing}")
+    if model.presence_prior is not None:
+        draws = _draw_presence(model, x, draws, background, jax.random.key(0) if key is None else key)
     posterior = {"amplitude": model.to_maps(draws["amplitude"])}
-    dims = {"amplitude": ["component", "y", "x"], "counts": ["channel", "y", "x"], "energy_kev": ["channel"]}
+    if "presence" in draws:
+        posterior["presence"] = model.to_maps(draws["presence"])
+        dims["presence"] = ["component", "y", "x"]
     for c in model.components:
         posterior[f"theta_{c.name}"] = model.to_maps(draws[f"theta_{c.name}"])
         dims[f"theta_{c.name}"] = [f"latent_{c.name}", "y", "x"]
@@ -222,6 +258,7 @@ def _record(model: CubeModel, method: str, ci_prob: float, attrs: dict | None) -
         "amplitude_scale": "off" if model.amplitude_scale is None else model.amplitude_scale,
         "amplitude_prior": model.amplitude_prior,
         "amplitude_log_sd": "off" if model.amplitude_log_sd is None else model.amplitude_log_sd,
+        "presence_prior": "off" if model.presence_prior is None else model.presence_prior,
         "n_scales": model.n_scales,
         "ci_prob": ci_prob,
         "bayes_unmix_version": bayes_unmix.__version__,

@@ -268,6 +268,7 @@ def pixel_fit(
         energies_kev=energies_kev,
         sample_stats=stats,
         attrs={"block_size": config.block_size},
+        key=None if key is None else jax.random.fold_in(key, 1),
     )
     if check and method == "nuts":
         convergence_report(tree, ess_min=100.0)

@@ -165,7 +165,14 @@ def cube_vi(
         "wall_time_s": time.perf_counter() - t0,
     }
     return to_cube_datatree(
-        model, counts, draws, method=f"vi-{guide}", background=background, energies_kev=energies_kev, attrs=attrs
+        model,
+        counts,
+        draws,
+        method=f"vi-{guide}",
+        background=background,
+        energies_kev=energies_kev,
+        attrs=attrs,
+        key=jax.random.fold_in(k_draw, 1),
     )
 
 

@@ -49,6 +49,18 @@ coordinates and ``b`` an optional fixed background cube (expected counts). Prior
   it to equal shares: on the sGMCA scene that kept about four counts of thermal emission per pixel where there
   is none, taken from the synchrotron (``benchmarks/faint_posterior.py --scene sgmca``).
 
+* optionally (``presence_prior=q``, off by default) an atom at zero amplitude: each component is present in
+  each pixel with prior probability ``q``, independently, else absent (configurations without any component
+  are left out and the rest renormalised). The indicators ``s[p]`` are summed out,
+
+      X[p] ~ sum_s w_s Poisson( sum_c s_c a[p, c] f_c(theta_c[p]) + b[p] ),
+
+  so MAP, VI and NUTS see a smooth density over the same sites; ``a[p, c]`` is the amplitude the component
+  would have if present, and the reported amplitude is ``s_c a[p, c]`` with ``s`` drawn from its conditional
+  posterior (:func:`~bayes_unmix.inference.cube_convert.to_cube_datatree`). A positive amplitude prior cannot
+  say "absent": on the sGMCA scene, in regions without thermal emission, intervals of the thermal amplitude
+  stayed above its truth and the synchrotron gave up the difference.
+
 Sites: ``amplitude`` ``(P, C)``, ``theta_<name>`` ``(P, n_latent)``, deterministic
 ``<name>_parameters`` ``(P, n_parameters)``, factors ``spatial_<name>`` and ``obs`` ``(P, E)``, all
 in one ``plate("pixel", P)``. Data (counts, background) are model arguments, so one compiled
@@ -125,6 +137,12 @@ class CubeModel:
         Under the ratio prior (``amplitude_prior="ratio"`` with an ``amplitude_scale``) the log-normal falls on
         each pixel's total alone. :func:`~bayes_unmix.cube_workflow.fit_cube` and ``bayes-unmix fit-cube``
         default to 10.
+    presence_prior:
+        ``None`` (default): every component is present in every pixel. A probability ``q``: each component is
+        present in each pixel with prior probability ``q``, independently, and absent (amplitude exactly 0)
+        otherwise; the indicators are summed out of the likelihood (see the module docstring), and
+        :func:`~bayes_unmix.inference.cube_convert.to_cube_datatree` draws them back with the maps of the
+        posterior probability that each component is present.
     latent_region:
         ``"simplex"`` (default): barycentric latents (see :func:`~bayes_unmix.models.component.is_barycentric`)
         live on the simplex of the anchors with a flat Dirichlet prior; ``"box"``: every latent is uniform
@@ -148,6 +166,7 @@ class CubeModel:
     amplitude_scale: float | None = None
     amplitude_prior: AmplitudePrior = "log"
     amplitude_log_sd: float | None = None
+    presence_prior: float | None = None
     latent_region: LatentRegion = "simplex"
 
     def __post_init__(self) -> None:
@@ -185,6 +204,11 @@ class CubeModel:
             if not (isinstance(sd, numbers.Real) and np.isfinite(sd) and sd > 0):
                 raise CubeInputError(f"amplitude_log_sd must be a positive number, got {sd!r}")
             object.__setattr__(self, "amplitude_log_sd", float(sd))
+        if self.presence_prior is not None:
+            q = self.presence_prior
+            if not (isinstance(q, numbers.Real) and 0 < q < 1):
+                raise CubeInputError(f"presence_prior must be a probability in (0, 1), got {q!r}")
+            object.__setattr__(self, "presence_prior", float(q))
         if self.amplitude_prior not in ("log", "ratio"):
             raise CubeInputError(f"unknown amplitude_prior {self.amplitude_prior!r}; use log or ratio")
         if self.amplitude_prior == "ratio" and len(self.components) < 2:
@@ -301,11 +325,38 @@ class CubeModel:
         self, amplitude: jax.Array, theta: dict[str, jax.Array], background: jax.Array | None = None
     ) -> jax.Array:
         """Expected counts ``(P, E)`` from amplitudes ``(P, C)``, latents ``{name: (P, n_latent)}`` and
-        an optional background ``(P, E)``; floored at 1e-30 so that ``log`` stays finite."""
-        rate = sum(amplitude[..., i, None] * c.spectra(theta[c.name]) for i, c in enumerate(self.components))
+        an optional background ``(P, E)``, every component present; floored at 1e-30 so that ``log`` stays finite."""
+        rate = jnp.sum(self.component_counts(amplitude, theta), axis=-2)
         if background is not None:
             rate = rate + background
         return jnp.maximum(rate, _RATE_FLOOR)
+
+    def component_counts(self, amplitude: jax.Array, theta: dict[str, jax.Array]) -> jax.Array:
+        """Each component's expected counts ``(P, C, E)``."""
+        return jnp.stack(
+            [amplitude[..., i, None] * c.spectra(theta[c.name]) for i, c in enumerate(self.components)], axis=-2
+        )
+
+    def presence_configurations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Which components each configuration holds, ``(S, C)`` booleans (every non-empty subset; all of them
+        when ``presence_prior`` is off), and its prior log probability ``(S,)`` (normalised over the ``S``)."""
+        n = len(self.components)
+        if self.presence_prior is None:
+            return np.ones((1, n), dtype=bool), np.zeros(1)
+        masks = np.array([[(k >> i) & 1 for i in range(n)] for k in range(1, 2**n)], dtype=bool)
+        q = self.presence_prior
+        log_prior = np.where(masks, np.log(q), np.log1p(-q)).sum(-1)
+        return masks, log_prior - np.logaddexp.reduce(log_prior)
+
+    def observation(self, component_counts: jax.Array, background: jax.Array | None = None) -> dist.Distribution:
+        """The counts' distribution ``(P, E)`` given each component's expected counts ``(P, C, E)``: Poisson,
+        or with ``presence_prior`` a mixture over the presence configurations (:class:`_PresencePoisson`)."""
+        if self.presence_prior is None:
+            rate = jnp.sum(component_counts, axis=-2)
+            rate = rate if background is None else rate + background
+            return _RealPoisson(jnp.maximum(rate, _RATE_FLOOR)).to_event(1)
+        masks, log_prior = self.presence_configurations()
+        return _PresencePoisson(component_counts, background, jnp.asarray(masks, float), jnp.asarray(log_prior))
 
 
 def poisson_cost(rate: jax.Array, counts: jax.Array) -> jax.Array:
@@ -326,6 +377,33 @@ class _RealPoisson(dist.Poisson):
 
     def log_prob(self, value):
         return xlogy(value, self.rate) - self.rate - gammaln(value + 1.0)
+
+
+class _PresencePoisson(dist.Distribution):
+    """Counts ``(..., E)`` from a mixture over presence configurations ``s`` (rows of ``masks``, ``(S, C)``) with
+    prior log probabilities ``log_prior`` ``(S,)``: ``log p(x) = logsumexp_s [log_prior_s + log Poisson(x | sum_c
+    masks[s, c] * counts[..., c, :] + background)]``, the Poisson extended to real counts as :class:`_RealPoisson`.
+    With one configuration holding every component this is the plain Poisson of the summed rate."""
+
+    arg_constraints: ClassVar[dict] = {}
+    support = constraints.independent(constraints.nonnegative, 1)
+
+    def __init__(self, counts, background, masks, log_prior, *, validate_args: bool | None = None):
+        self.counts, self.background, self.masks, self.log_prior = counts, background, masks, log_prior
+        super().__init__(jnp.shape(counts)[:-2], jnp.shape(counts)[-1:], validate_args=validate_args)
+
+    def configuration_log_likelihood(self, value: jax.Array) -> jax.Array:
+        """``log_prior_s + log Poisson(value | rate_s)`` for each configuration, ``(..., S)``."""
+        rate = jnp.einsum("sc,...ce->...se", self.masks, self.counts)
+        if self.background is not None:
+            rate = rate + self.background[..., None, :]
+        rate = jnp.maximum(rate, _RATE_FLOOR)
+        value = value[..., None, :]
+        log_mass = jnp.sum(xlogy(value, rate) - rate - gammaln(value + 1.0), -1)
+        return self.log_prior + log_mass
+
+    def log_prob(self, value):
+        return jax.nn.logsumexp(self.configuration_log_likelihood(value), axis=-1)
 
 
 def _amplitude_prior(total: jax.Array, n_components: int, log_sd: float | None) -> dist.Distribution:
@@ -440,7 +518,7 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
 
     # jitted pieces: NumPyro runs the model eagerly when it sets up guides and samplers, where
     # un-jitted code would compile every primitive separately (minutes on a loaded CPU)
-    rate_fn = jax.jit(model.expected_counts)
+    counts_fn = jax.jit(model.component_counts)
     parameter_fns = {c.name: jax.jit(c.parameters) for c in model.components}
     spatial_fns = {c.name: jax.jit(functools.partial(_spatial_log_prior, model, c)) for c in model.components}
     defaults = prior_scales(model)
@@ -456,8 +534,7 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
             for c in model.components:
                 theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
                 numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))
-            rate = rate_fn(amplitude, theta, background)
-            numpyro.sample("obs", _RealPoisson(rate).to_event(1), obs=counts)
+            numpyro.sample("obs", model.observation(counts_fn(amplitude, theta), background), obs=counts)
         if model.spatial_prior != "none":
             for c in model.components:
                 numpyro.factor(f"spatial_{c.name}", spatial_fns[c.name](theta[c.name], scales["latent"][c.name]))
@@ -479,11 +556,11 @@ def make_pixel_model(model: CubeModel) -> Callable[..., None]:
 
     def program(counts: jax.Array, background: jax.Array | None = None) -> None:
         amplitude = numpyro.sample("amplitude", _amplitude_prior(counts.sum(), len(components), model.amplitude_log_sd))
-        rate = 0.0 if background is None else background
+        rates = []
         for i, c in enumerate(components):
             theta = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
             numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta))
-            rate = rate + amplitude[i] * spectra_fns[c.name](theta)
-        numpyro.sample("obs", _RealPoisson(jnp.maximum(rate, _RATE_FLOOR)).to_event(1), obs=counts)
+            rates.append(amplitude[i] * spectra_fns[c.name](theta))
+        numpyro.sample("obs", model.observation(jnp.stack(rates), background), obs=counts)
 
     return program

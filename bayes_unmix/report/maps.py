@@ -23,12 +23,19 @@ def _maps(source: xr.DataTree | xr.Dataset) -> xr.Dataset:
 
 
 def map_variables(source: xr.DataTree | xr.Dataset) -> list[tuple[str, dict]]:
-    """The reportable maps as ``(label, selection)``: one per component amplitude, then one per physical
-    parameter (``(y, x)`` maps with a ``stat`` dim), e.g. ``("amplitude[thermal]", {...})``."""
+    """The reportable maps as ``(label, selection)``: one per component amplitude (and, for a model with a
+    presence prior, its probability of presence), then one per physical parameter (``(y, x)`` maps with a ``stat`` dim), e.g. ``("amplitude[thermal]", {...})``."""
     ds = _maps(source)
-    out = [(f"amplitude[{c}]", {"var": "amplitude", "component": str(c)}) for c in ds["amplitude"].component.values]
+    components = [str(c) for c in ds["amplitude"].component.values]
+    out = [(f"amplitude[{c}]", {"var": "amplitude", "component": c}) for c in components]
+    if "presence" in ds:  # models with a presence prior
+        out += [(f"presence[{c}]", {"var": "presence", "component": c}) for c in components]
     for name, da in ds.data_vars.items():
-        if name != "amplitude" and not name.startswith("theta_") and set(da.dims) == {"stat", "y", "x"}:
+        if (
+            name not in ("amplitude", "presence")
+            and not name.startswith("theta_")
+            and set(da.dims) == {"stat", "y", "x"}
+        ):
             out.append((name, {"var": name}))
     return out
 

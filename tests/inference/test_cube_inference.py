@@ -412,3 +412,35 @@ def test_log_normal_amplitudes_keep_faint_components_in_the_point_estimates(monk
     cube_inference._MAP_CACHE.clear()
     assert faint(cube_map_point(model, counts, config=config, progress=False).point) < 0.1
     cube_inference._MAP_CACHE.clear()
+
+
+def test_presence_prior_lets_an_absent_component_reach_zero():
+    # thermal emission only in the left half: with a presence prior the right half's thermal intervals
+    # reach exactly 0 (absent draws) and stay small (an upper limit), while the left half's thermal and the
+    # synchrotron (but in a few pixels where thermal alone can stand in for it) are present with probability
+    # ~1; a positive amplitude prior keeps every interval above 0
+    comps, truth, _ = _toys().scene(SIZE, SIZE, scale=300.0)
+    amplitude = truth["amplitude"].copy()
+    amplitude[0, :, SIZE // 2 :] = 0.0
+    model = CubeModel(comps, SIZE, SIZE, spatial_scale=0.5, amplitude_log_sd=10.0, presence_prior=0.5)
+    point = point_from_maps(model, amplitude, truth["theta"])
+    theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in comps}
+    expected = model.to_maps(model.expected_counts(jnp.asarray(point["amplitude"]), theta))
+    counts = np.random.default_rng(3).poisson(expected).astype(float)
+    init = point_from_maps(model, np.maximum(amplitude, 1.0), truth["theta"])
+    left, right = np.s_[:, : SIZE // 2], np.s_[:, SIZE // 2 :]
+    fits = {}
+    for q in (0.5, None):
+        fitted = dataclasses.replace(model, presence_prior=q)
+        fits[q] = summary_maps(cube_vi(fitted, counts, key=jax.random.key(0), steps=300, init=init, progress=False))
+    maps = fits[0.5]
+    thermal = maps["amplitude"].sel(component="thermal")
+    assert np.mean(thermal.sel(stat="q05").values[right] == 0.0) > 0.9
+    assert np.median(thermal.sel(stat="q95").values[right]) < 0.05 * np.mean(amplitude[0][left])
+    presence = maps["presence"].sel(stat="mean")
+    assert presence.sel(component="thermal").values[left].min() > 0.99
+    assert np.median(presence.sel(component="synchrotron").values) > 0.99
+    lo, hi = (maps["amplitude"].sel(stat=s).values for s in ("q05", "q95"))
+    covered = (lo <= amplitude) & (amplitude <= hi)
+    assert covered[0][right].mean() > 0.9 and covered[0][left].mean() > 0.7 and covered[1].mean() > 0.7
+    assert np.all(fits[None]["amplitude"].sel(component="thermal", stat="q05").values > 0)

@@ -346,3 +346,41 @@ def test_log_normal_amplitude_prior_and_its_point_estimate_coordinates():
     for bad in (0.0, -1.0, float("nan"), "3"):
         with pytest.raises(CubeInputError, match="amplitude_log_sd"):
             CubeModel((Thermal(), PowerLaw()), 8, 8, amplitude_log_sd=bad)
+
+
+@pytest.mark.parametrize("q", [0.0, 1.0, -0.2, "half"])
+def test_presence_prior_validation(q):
+    with pytest.raises(CubeInputError, match="presence_prior"):
+        CubeModel((Thermal(), PowerLaw()), 8, 8, presence_prior=q)
+
+
+def test_presence_likelihood_sums_the_configurations_out():
+    # two components: {thermal}, {synchrotron}, {both} with prior weights q(1-q), (1-q)q, q^2 renormalised;
+    # the counts' density is the weighted sum of the three Poisson likelihoods, pixel by pixel
+    comps, truth, cube = scene(4, 4, scale=30.0)
+    q = 0.3
+    model = CubeModel(comps, 4, 4, spatial_prior="none", presence_prior=q)
+    counts = np.random.default_rng(2).poisson(cube).astype(float)
+    point = {
+        "amplitude": jnp.asarray(truth["amplitude"].reshape(2, -1).T),
+        "theta_thermal": jnp.asarray(truth["theta"][0].reshape(2, -1).T),
+        "theta_synchrotron": jnp.asarray(truth["theta"][1].reshape(1, -1).T),
+    }
+    _, trace = log_density(make_cube_model(model), (model.to_pixels(counts), None), {}, point)
+    got = np.asarray(trace["obs"]["fn"].log_prob(trace["obs"]["value"]))
+    theta = {"thermal": point["theta_thermal"], "synchrotron": point["theta_synchrotron"]}
+    parts = np.asarray(model.component_counts(point["amplitude"], theta))  # (P, C, E)
+    x = model.to_pixels(counts)
+    weights = np.array([q * (1 - q), (1 - q) * q, q * q])
+    weights = weights / weights.sum()
+    likelihoods = [stats.poisson.logpmf(x, parts[:, 0]), stats.poisson.logpmf(x, parts[:, 1])]
+    likelihoods.append(stats.poisson.logpmf(x, parts.sum(1)))
+    expected = special.logsumexp([np.log(w) + ll.sum(-1) for w, ll in zip(weights, likelihoods)], axis=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # the single-pixel program agrees, and without a presence prior the model is the plain Poisson
+    pixel = make_pixel_model(model)
+    per_pixel = [log_density(pixel, (x[p], None), {}, {k: v[p] for k, v in point.items()})[1]["obs"] for p in range(16)]
+    np.testing.assert_allclose([float(o["fn"].log_prob(o["value"])) for o in per_pixel], expected, rtol=1e-10)
+    plain = dataclasses.replace(model, presence_prior=None)
+    _, trace = log_density(make_cube_model(plain), (x, None), {}, point)
+    np.testing.assert_allclose(np.asarray(trace["obs"]["fn"].log_prob(x)), likelihoods[2].sum(-1), rtol=1e-10)
