@@ -121,6 +121,12 @@ def main() -> None:
         default=None,
         help="log-normal pixel amplitudes of this sd (default: exponential)",
     )
+    parser.add_argument(
+        "--presence-prior",
+        type=float,
+        default=None,
+        help="prior probability that a component is present in a pixel (default: always present)",
+    )
     parser.add_argument("--vi-steps", type=int, default=1000)
     parser.add_argument("--nuts-warmup", type=int, default=300)
     parser.add_argument("--nuts-samples", type=int, default=300)
@@ -146,6 +152,7 @@ def main() -> None:
         amplitude_scale=args.amplitude_scale,
         amplitude_prior=args.amplitude_prior,
         amplitude_log_sd=args.amplitude_log_sd,
+        presence_prior=args.presence_prior,
     )
     timing: dict[str, float] = {}
 
@@ -183,7 +190,7 @@ def main() -> None:
     )
     convergence = convergence_report(nuts, ess_min=100.0, warn=False)
 
-    point = physical_maps(model, trace.point)
+    point = physical_maps(model, trace.point, counts)
     post = {"vi": posterior_maps(vi), "nuts": posterior_maps(nuts), "pixel nuts": posterior_maps(pixel)}
     report = {
         "settings": vars(args)

@@ -13,7 +13,8 @@ synchrotron, shipped IAE components) it reports
   scale, then one sweep over the latent maps, :func:`~bayes_unmix.inference.cube.select_spatial_scale`), and
   the spatial prior on the log amplitude maps or, with ``--amplitude-prior ratio``, on the log synchrotron /
   thermal map (``--amplitude-scale``: a number, ``off``, or ``auto``);
-* coverage of per-pixel 90 % intervals (over the pixels where the component is present): cube VI
+* coverage of per-pixel 90 % intervals (over the pixels where the component is present; for the amplitudes also
+  by bin of the true amplitude, absent pixels included): cube VI
   (mean-field, and a full covariance per pixel) on the whole cube, and on a ``--nuts-crop`` crop of the
   remnant's shell and rim: the same VI intervals, NUTS on the joint cube model of the crop (the exact
   posterior with the spatial prior) and per-pixel BlackJAX NUTS (no spatial prior);
@@ -21,7 +22,8 @@ synchrotron, shipped IAE components) it reports
   1000 MAP iterations (reference: the published SUSHI code, ~1.14 s per iteration on 2 CPU cores).
 
 ``--scene sgmca`` fits the cube whose amplitude maps are the sGMCA remnant's instead
-(:func:`~bayes_unmix.data.cube.sgmca_cube`; needs ``../shared/data/xray_sgmca``).
+(:func:`~bayes_unmix.data.cube.sgmca_cube`; needs ``../shared/data/xray_sgmca``). ``--presence-prior Q`` fits
+with an atom at zero amplitude (:attr:`~bayes_unmix.models.cube.CubeModel.presence_prior`).
 
 Run ``.venv/bin/python benchmarks/hyperspectral.py`` (``--size 48`` for a quicker, smaller cube);
 prints a table and writes ``benchmarks/results/hyperspectral.json``.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import time
@@ -49,7 +52,7 @@ from bayes_unmix.inference.cube import (
     point_from_maps,
     select_spatial_scale,
 )
-from bayes_unmix.inference.cube_convert import map_point, summary_maps
+from bayes_unmix.inference.cube_convert import map_point, summary_maps, to_cube_datatree
 from bayes_unmix.inference.cube_pixel import PixelConfig, pixel_fit, pixel_map_point
 from bayes_unmix.inference.cube_vi import cube_vi
 from bayes_unmix.inference.sushi import SushiConfig, sushi
@@ -62,8 +65,13 @@ REFERENCE_S_PER_ITER = 1.14
 PARAMS = (("thermal", 0, "kT_keV"), ("thermal", 1, "z"), ("synchrotron", 0, "photon_index"))
 
 
-def physical_maps(model: CubeModel, point: dict) -> dict[str, np.ndarray]:
-    """``{"kT_keV": (H, W), ..., "amplitude_thermal": (H, W), ...}`` from sites ``(P, ...)``."""
+def physical_maps(model: CubeModel, point: dict, counts=None) -> dict[str, np.ndarray]:
+    """``{"kT_keV": (H, W), ..., "amplitude_thermal": (H, W), ...}`` from sites ``(P, ...)``. For a point
+    estimate of a model with a presence prior pass ``counts``: the amplitudes are then those of each pixel's
+    most probable configuration (0 where a component is absent), as the DataTree of a point estimate has them."""
+    if model.presence_prior is not None and counts is not None:
+        draws = {k: np.asarray(v)[None, None] for k, v in point.items()}
+        point = map_point(to_cube_datatree(model, counts, draws, method="map"))
     out = {}
     for i, c in enumerate(model.components):
         p = np.asarray(c.parameters(point[f"theta_{c.name}"]))
@@ -100,6 +108,31 @@ def coverage(lo: dict, hi: dict, cube, crop=(slice(None), slice(None))) -> dict[
         present = t > 0
         inside = (lo[key] <= t) & (t <= hi[key])
         out[key] = float(np.mean(inside[present]))
+    return out
+
+
+AMPLITUDE_BINS = (0.0, 0.1, 1.0, 5.0, 20.0, np.inf)  # true expected counts per pixel
+
+
+def coverage_by_amplitude(tree, cube) -> dict[str, dict[str, dict[str, float]]]:
+    """Per component and bin of the true amplitude (``"0"``: absent): pixels, coverage of the 90 % interval
+    and the bin's mean posterior mean over its mean truth (for absent pixels: the mean posterior mean)."""
+    ds = summary_maps(tree)["amplitude"]
+    out = {}
+    for i, comp in enumerate(cube.truth.component_names):
+        t = cube.truth.amplitudes[i]
+        lo, hi, mean = (ds.sel(component=comp, stat=s).values for s in ("q05", "q95", "mean"))
+        bins = {"0": t == 0}
+        bins |= {f"{a:g}-{b:g}": (t > a) & (t <= b) for a, b in itertools.pairwise(AMPLITUDE_BINS)}
+        out[comp] = {
+            label: {
+                "pixels": int(m.sum()),
+                "coverage": float(np.mean((lo[m] <= t[m]) & (t[m] <= hi[m]))),
+                "mean_over_truth": float(mean[m].mean() / t[m].mean()) if label != "0" else float(mean[m].mean()),
+            }
+            for label, m in bins.items()
+            if m.any()
+        }
     return out
 
 
@@ -155,6 +188,12 @@ def main() -> None:
         help="log-normal pixel amplitudes of this sd (default: exponential)",
     )
     parser.add_argument(
+        "--presence-prior",
+        type=float,
+        default=None,
+        help="prior probability that a component is present in a pixel (default: always present)",
+    )
+    parser.add_argument(
         "--scale-iter", type=int, default=1000, help="most MAP iterations per fold and candidate (stops when converged)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -180,6 +219,7 @@ def main() -> None:
         amplitude_scale=amplitude,
         amplitude_prior=args.amplitude_prior,
         amplitude_log_sd=args.amplitude_log_sd,
+        presence_prior=args.presence_prior,
     )
     total = cube.counts.sum(0)
     inside = cube.truth.mask
@@ -189,7 +229,7 @@ def main() -> None:
     t0 = time.perf_counter()
     pixel = pixel_map_point(model, cube.counts, progress=False)
     timing["pixel_map_s"] = time.perf_counter() - t0
-    rows["pixel MAP"] = scores(physical_maps(model, pixel), cube, low)
+    rows["pixel MAP"] = scores(physical_maps(model, pixel, cube.counts), cube, low)
     print("done: pixel MAP", rows[list(rows)[-1]], flush=True)
     if auto or amplitude_auto:  # chosen on the data alone (held-out halves of the counts), from the pixel MAP
         t0 = time.perf_counter()
@@ -241,18 +281,18 @@ def main() -> None:
         map_s_to_sushi_cost=float(cold.seconds[reached[0]]) if reached.size else None,
         map_s_per_1000_iter=1000 * float(cold.seconds[-1]) / max(cold.iterations, 1),
     )
-    rows["cube MAP (cold start)"] = scores(physical_maps(model, cold.point), cube, low)
+    rows["cube MAP (cold start)"] = scores(physical_maps(model, cold.point, cube.counts), cube, low)
     print("done: cube MAP cold", rows[list(rows)[-1]], flush=True)
 
     warm = cube_map_point(
         model, cube.counts, init=sushi_point, config=CubeMAPConfig(max_iter=args.map_iter), progress=False
     )
     timing.update(map_from_sushi_s=warm.wall_time_s, map_from_sushi_final_cost=float(warm.cost[-1]))
-    rows["cube MAP (SUSHI start)"] = scores(physical_maps(model, warm.point), cube, low)
+    rows["cube MAP (SUSHI start)"] = scores(physical_maps(model, warm.point, cube.counts), cube, low)
     best = min((cold, warm), key=lambda t: t.loss[-1])
     print("done: cube MAP warm", rows[list(rows)[-1]], flush=True)
 
-    cover, vi_bounds = {}, {}
+    cover, vi_bounds, by_amplitude = {}, {}, {}
     for guide, label in (("meanfield", "cube VI (mean-field)"), ("pixel", "cube VI (pixel guide)")):
         t0 = time.perf_counter()
         tree = cube_vi(
@@ -269,6 +309,7 @@ def main() -> None:
         print(f"done: {label}", rows[f"{label} mean"], flush=True)
         vi_bounds[label] = bounds_from_maps(tree)
         cover[label] = coverage(*vi_bounds[label], cube)
+        by_amplitude[label] = coverage_by_amplitude(tree, cube)
 
     report = {
         "settings": vars(args) | {"out": str(args.out), "devices": len(jax.devices()), "cpus": os.cpu_count()},
@@ -278,6 +319,7 @@ def main() -> None:
         "scale_held_out_loglik": held_out if auto or amplitude_auto else None,
         "rmse": rows,
         "coverage_90": cover,
+        "coverage_90_by_true_amplitude": by_amplitude,
         "timing": timing,
         "reference_sushi_s_per_iter": REFERENCE_S_PER_ITER,
     }
@@ -340,6 +382,13 @@ def print_table(report: dict) -> None:
     print("\nCoverage of per-pixel 90 % intervals")
     for method, row in report["coverage_90"].items():
         print(f"{method:>24} " + " ".join(f"{k}={v:.3f}" for k, v in row.items()))
+    print("\nBy true amplitude (counts): pixels, coverage, mean posterior mean / mean truth (absent: mean)")
+    for method, comps in report.get("coverage_90_by_true_amplitude", {}).items():
+        for comp, bins in comps.items():
+            cells = " ".join(
+                f"{b}: {r['pixels']} {r['coverage']:.2f} {r['mean_over_truth']:.3g};" for b, r in bins.items()
+            )
+            print(f"{method:>24} {comp:>11} {cells}")
     print("\nTiming (s)")
     for k, v in report["timing"].items():
         print(f"{k:>28}: {v}")

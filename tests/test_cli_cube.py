@@ -43,6 +43,18 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
     assert json.loads((exponential / "summary.json").read_text())["attrs"]["amplitude_log_sd"] == "off"
     assert "exponential, mean = pixel counts / components" in (exponential / "report.md").read_text()
 
+    # an atom at zero: absent components' amplitudes are exactly 0 and the posterior probability of presence
+    # is mapped; the point estimate takes each pixel's most probable configuration
+    assert "presence: every component in every pixel" in report
+    presence = tmp_path / "presence"
+    result = runner.invoke(app, [*args, "--out", str(presence), "--presence-prior", "0.5"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((presence / "summary.json").read_text())
+    assert summary["attrs"]["presence_prior"] == 0.5
+    assert {"presence[thermal]", "presence[synchrotron]"} <= set(summary["maps"])
+    assert all(0.0 <= summary["maps"][f"presence[{c}]"]["mean"] <= 1.0 for c in ("thermal", "synchrotron"))
+    assert "present in a pixel with prior probability 0.5" in (presence / "report.md").read_text()
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -61,6 +73,8 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=xray_thermal", "--starlet-scales", "3"], "too small for 3 starlet scales"),
         (["--model", "thermal=xray_thermal", "--amplitude-log-sd", "wide"], "amplitude log sd must be a positive"),
         (["--model", "thermal=xray_thermal", "--amplitude-log-sd", "0"], "amplitude log sd must be a positive"),
+        (["--model", "thermal=xray_thermal", "--presence-prior", "maybe"], "presence prior must be a probability"),
+        (["--model", "thermal=xray_thermal", "--presence-prior", "1.5"], "presence_prior must be a probability"),
     ],
 )
 def test_fit_cube_bad_options(cube_file, tmp_path, args, message):
