@@ -5,7 +5,9 @@ Every cube method (MAP, VI, NUTS, pixel-by-pixel) hands over draws of the sample
 
 * ``posterior``: ``amplitude`` (component, y, x) in expected counts per pixel, ``theta_<name>``
   (latent_<name>, y, x), and one map per physical parameter, ``<name>_<parameter>`` (y, x), e.g.
-  ``thermal_kT_keV``, ``thermal_z``, ``synchrotron_photon_index``;
+  ``thermal_kT_keV``, ``thermal_z``, ``synchrotron_photon_index``; for a model with a presence prior,
+  ``amplitude`` is 0 in the draws where a component is absent (indicators drawn from their conditional
+  posterior) and ``presence`` (component, y, x) is each component's conditional probability of presence;
 * ``maps``: the same variables summarised over draws along a ``stat`` dim: ``mean``, ``sd`` and the
   equal-tailed quantiles of ``ci_prob`` (``q05``, ``q95`` for 90 %), plus ``deviance`` (y, x), the
   Poisson deviance per channel of each pixel at the posterior-mean point, ``expected_deviance`` (y, x), its
@@ -274,7 +276,8 @@ def summary_maps(tree: xr.DataTree) -> xr.Dataset:
 
 
 def map_point(tree: xr.DataTree) -> dict[str, np.ndarray]:
-    """Posterior-mean sites ``{site: (P, ...)}`` (e.g. to warm-start another method)."""
+    """Posterior-mean sites ``{site: (P, ...)}`` (e.g. to warm-start another method; with a presence prior the
+    amplitude is the mean of the reported amplitudes, 0 where a component was absent in every draw)."""
     post = tree["posterior"].to_dataset()
     point = {}
     for name in [v for v in post.data_vars if v == "amplitude" or v.startswith("theta_")]:
