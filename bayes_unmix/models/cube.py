@@ -405,6 +405,15 @@ class _PresencePoisson(dist.Distribution):
     def log_prob(self, value):
         return jax.nn.logsumexp(self.configuration_log_likelihood(value), axis=-1)
 
+    def sample(self, key, sample_shape=()):
+        """Counts from a configuration drawn with its prior weight, pixel by pixel (posterior predictive draws)."""
+        k_config, k_counts = jax.random.split(key)
+        shape = (*sample_shape, *self.batch_shape)
+        chosen = self.masks[jax.random.categorical(k_config, self.log_prior, shape=shape)]  # (..., C)
+        rate = jnp.einsum("...c,...ce->...e", chosen, self.counts)
+        rate = rate if self.background is None else rate + self.background
+        return jax.random.poisson(k_counts, rate).astype(rate.dtype)
+
 
 def _amplitude_prior(total: jax.Array, n_components: int, log_sd: float | None) -> dist.Distribution:
     mean = jnp.broadcast_to((jnp.maximum(total, 1.0) / n_components)[..., None], (*total.shape, n_components))

@@ -381,6 +381,10 @@ def test_presence_likelihood_sums_the_configurations_out():
     pixel = make_pixel_model(model)
     per_pixel = [log_density(pixel, (x[p], None), {}, {k: v[p] for k, v in point.items()})[1]["obs"] for p in range(16)]
     np.testing.assert_allclose([float(o["fn"].log_prob(o["value"])) for o in per_pixel], expected, rtol=1e-10)
+    # posterior predictive draws: a configuration per pixel with its prior weight, then Poisson counts
+    draws = trace["obs"]["fn"].sample(jax.random.key(0), (4000,))
+    expected_mean = np.einsum("s,sc,pce->pe", weights, np.array([[1, 0], [0, 1], [1, 1]]), parts)
+    np.testing.assert_allclose(np.asarray(draws).mean(0), expected_mean, rtol=0.05, atol=0.1)
     plain = dataclasses.replace(model, presence_prior=None)
     _, trace = log_density(make_cube_model(plain), (x, None), {}, point)
     np.testing.assert_allclose(np.asarray(trace["obs"]["fn"].log_prob(x)), likelihoods[2].sum(-1), rtol=1e-10)
