@@ -82,8 +82,7 @@ def _draw_presence(model: CubeModel, x: np.ndarray, draws: dict, background, key
     masks = jnp.asarray(masks, dtype=jnp.float64)
     obs = jnp.asarray(x.reshape(model.n_channels, -1).T)
     bkg = None if background is None else model.to_pixels(background)
-    amplitude = np.asarray(draws["amplitude"])
-    lead = amplitude.shape[:2]
+    lead = np.shape(draws["amplitude"])[:2]
     flat = {k: jnp.asarray(np.asarray(v).reshape(-1, *np.shape(v)[2:])) for k, v in draws.items()}
     point = len(flat["amplitude"]) == 1
 

@@ -326,10 +326,7 @@ class CubeModel:
     ) -> jax.Array:
         """Expected counts ``(P, E)`` from amplitudes ``(P, C)``, latents ``{name: (P, n_latent)}`` and
         an optional background ``(P, E)``, every component present; floored at 1e-30 so that ``log`` stays finite."""
-        rate = jnp.sum(self.component_counts(amplitude, theta), axis=-2)
-        if background is not None:
-            rate = rate + background
-        return jnp.maximum(rate, _RATE_FLOOR)
+        return _total_rate(self.component_counts(amplitude, theta), background)
 
     def component_counts(self, amplitude: jax.Array, theta: dict[str, jax.Array]) -> jax.Array:
         """Each component's expected counts ``(P, C, E)``."""
@@ -352,11 +349,16 @@ class CubeModel:
         """The counts' distribution ``(P, E)`` given each component's expected counts ``(P, C, E)``: Poisson,
         or with ``presence_prior`` a mixture over the presence configurations (:class:`_PresencePoisson`)."""
         if self.presence_prior is None:
-            rate = jnp.sum(component_counts, axis=-2)
-            rate = rate if background is None else rate + background
-            return _RealPoisson(jnp.maximum(rate, _RATE_FLOOR)).to_event(1)
+            return _RealPoisson(_total_rate(component_counts, background)).to_event(1)
         masks, log_prior = self.presence_configurations()
         return _PresencePoisson(component_counts, background, jnp.asarray(masks, float), jnp.asarray(log_prior))
+
+
+def _total_rate(component_counts: jax.Array, background: jax.Array | None) -> jax.Array:
+    """Every component's counts ``(..., C, E)`` summed, plus the background, floored so that ``log`` stays finite."""
+    rate = jnp.sum(component_counts, axis=-2)
+    rate = rate if background is None else rate + background
+    return jnp.maximum(rate, _RATE_FLOOR)
 
 
 def poisson_cost(rate: jax.Array, counts: jax.Array) -> jax.Array:

@@ -142,15 +142,20 @@ def test_flattening_round_trip():
     np.testing.assert_array_equal(model.to_maps(pixels), np.moveaxis(cube, 0, 0).transpose(0, 1, 2))
 
 
-def test_log_likelihood_matches_scipy_and_pixel_model():
-    comps, truth, cube = scene(10, 10)
-    model = CubeModel(comps, 10, 10, spatial_prior="none")
-    counts = np.random.default_rng(0).poisson(cube).astype(float)
-    point = {
+def _truth_sites(truth) -> dict[str, jax.Array]:
+    """The scene's true maps as the model's sites ``(P, ...)``."""
+    return {
         "amplitude": jnp.asarray(truth["amplitude"].reshape(2, -1).T),
         "theta_thermal": jnp.asarray(truth["theta"][0].reshape(2, -1).T),
         "theta_synchrotron": jnp.asarray(truth["theta"][1].reshape(1, -1).T),
     }
+
+
+def test_log_likelihood_matches_scipy_and_pixel_model():
+    comps, truth, cube = scene(10, 10)
+    model = CubeModel(comps, 10, 10, spatial_prior="none")
+    counts = np.random.default_rng(0).poisson(cube).astype(float)
+    point = _truth_sites(truth)
     _, trace = log_density(make_cube_model(model), (model.to_pixels(counts), None), {}, point)
     obs = trace["obs"]
     loglik = float(jnp.sum(obs["fn"].log_prob(obs["value"])))
@@ -361,11 +366,7 @@ def test_presence_likelihood_sums_the_configurations_out():
     q = 0.3
     model = CubeModel(comps, 4, 4, spatial_prior="none", presence_prior=q)
     counts = np.random.default_rng(2).poisson(cube).astype(float)
-    point = {
-        "amplitude": jnp.asarray(truth["amplitude"].reshape(2, -1).T),
-        "theta_thermal": jnp.asarray(truth["theta"][0].reshape(2, -1).T),
-        "theta_synchrotron": jnp.asarray(truth["theta"][1].reshape(1, -1).T),
-    }
+    point = _truth_sites(truth)
     _, trace = log_density(make_cube_model(model), (model.to_pixels(counts), None), {}, point)
     got = np.asarray(trace["obs"]["fn"].log_prob(trace["obs"]["value"]))
     theta = {"thermal": point["theta_thermal"], "synchrotron": point["theta_synchrotron"]}
