@@ -290,7 +290,8 @@ def fit_cube(
         str,
         typer.Option(
             help="Prior probability that a component is present in a pixel (absent: amplitude exactly 0; adds "
-            "maps of the posterior probability of presence), or 'off' (every component everywhere)."
+            "maps of the posterior probability of presence), 'off' (every component everywhere), or 'auto' "
+            "(off, 0.5, 0.8 or 0.95 by the same cross-validation)."
         ),
     ] = "off",
     starlet_scales: Annotated[

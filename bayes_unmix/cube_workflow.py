@@ -42,6 +42,8 @@ METHODS = ("map", "vi", "nuts", "pixel")
 # amplitude-prior scales tried by amplitude_scale="auto" (besides off); on the 94x94 toy cube held-out counts
 # favoured 1.0 (log maps and ratio map; benchmarks/amplitude_prior_cv.py and the README's cube section)
 AMPLITUDE_CANDIDATES = (0.3, 1.0, 3.0)
+# presence priors tried by presence_prior="auto" (besides off)
+PRESENCE_CANDIDATES = (0.5, 0.8, 0.95)
 _AMPLITUDE_MAPS = {"log": "log amplitudes", "ratio": "log amplitude ratios"}
 
 
@@ -220,7 +222,8 @@ def fit_cube(
     it is on each pixel's total alone; see :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"``
     (exponential, flat in ``a``). ``presence_prior``: ``None``/``"off"`` (every component in every pixel) or the
     prior probability that a component is present in a pixel (absent: amplitude exactly 0; maps of the posterior
-    probability of presence are added; see :class:`~bayes_unmix.models.cube.CubeModel`).
+    probability of presence are added; see :class:`~bayes_unmix.models.cube.CubeModel`), or ``"auto"`` (off or
+    one of :data:`PRESENCE_CANDIDATES`, by the same cross-validation, after any scales).
     ``n_scales``: starlet detail planes (2 won on held-out counts of the 94x94 toy cube over 3 and 4). Raises
     :class:`CubeFitError` before writing on bad input.
     """
@@ -237,9 +240,10 @@ def fit_cube(
     log_sd = None
     if amplitude_log_sd not in (None, "off"):
         log_sd = _positive(amplitude_log_sd, "the amplitude log sd must be a positive number or 'off'")
+    presence_auto = presence_prior == "auto"
     presence = None
-    if presence_prior not in (None, "off"):
-        presence = _positive(presence_prior, "the presence prior must be a probability in (0, 1) or 'off'")
+    if not (presence_auto or presence_prior in (None, "off")):
+        presence = _positive(presence_prior, "the presence prior must be a probability in (0, 1), 'off' or 'auto'")
     data = _load_cube(cube)
     components = load_components(models)
     model = _build_model(
@@ -248,10 +252,12 @@ def fit_cube(
     bkg = _load_background(background, data.counts.shape)
     start = time.perf_counter()
     held_out = None
-    if (auto or amplitude_auto) and spatial_prior != "none" and method != "pixel":
+    spatial = spatial_prior != "none"
+    choose = {"latent": auto and spatial, "amplitude": amplitude_auto and spatial, "presence": presence_auto}
+    if any(choose.values()) and method != "pixel":
         if not np.array_equal(data.counts, np.round(data.counts)):
-            raise CubeFitError("'auto' scales are cross-validated on integer counts; give numbers for this cube")
-        model, held_out = _select_scale(model, data, bkg, seed, auto, amplitude_auto, progress)
+            raise CubeFitError("'auto' priors are cross-validated on integer counts; give numbers for this cube")
+        model, held_out = _select_scale(model, data, bkg, seed, choose, progress)
     tree = _run(model, data, bkg, method, guide, vi_steps, num_warmup, num_samples, chains, seed, progress)
     tree.attrs.update({"seed": seed, "fit_seconds": time.perf_counter() - start, "cube": str(data.source or cube)})
     if held_out is not None:  # the chosen scales are in the model's record
@@ -275,10 +281,11 @@ def _positive(value, message: str) -> float:
 
 
 def _select_scale(
-    model, data, bkg, seed: int, latent: bool, amplitude: bool, progress: bool
+    model, data, bkg, seed: int, choose: Mapping[str, bool], progress: bool
 ) -> tuple[CubeModel, dict[str, float]]:
-    """The cross-validated model: latent scales if ``latent`` (else the model's own), then the amplitude
-    prior of the model's kind if ``amplitude``."""
+    """The cross-validated model: latent scales if ``choose["latent"]`` (else the model's own), then the
+    amplitude prior of the model's kind if ``choose["amplitude"]``, then the presence prior if
+    ``choose["presence"]``."""
     from bayes_unmix.inference.cube import SCALE_CANDIDATES, select_spatial_scale
     from bayes_unmix.inference.cube_pixel import pixel_map_point
 
@@ -288,9 +295,10 @@ def _select_scale(
         model,
         data.counts,
         key=key,
-        scales=SCALE_CANDIDATES if latent else (),
-        amplitude_scales=AMPLITUDE_CANDIDATES if amplitude else (),
+        scales=SCALE_CANDIDATES if choose["latent"] else (),
+        amplitude_scales=AMPLITUDE_CANDIDATES if choose["amplitude"] else (),
         amplitude_priors=(model.amplitude_prior,),
+        presence_priors=PRESENCE_CANDIDATES if choose["presence"] else (),
         init=init,
         background=bkg,
         progress=progress,

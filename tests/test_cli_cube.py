@@ -120,22 +120,34 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
         assert chosen == {"thermal": [float(best)] * 2, "synchrotron": [float(best)]}
 
 
-def test_fit_cube_auto_amplitude_prior_at_given_latent_scales(cube_file, tmp_path):
-    """``--amplitude-scale auto`` with a numeric ``--prior-scale`` cross-validates the amplitude prior alone
-    (here on the log ratio map), keeping the latent scales given."""
+def test_fit_cube_auto_amplitude_and_presence_priors_at_given_latent_scales(cube_file, tmp_path):
+    """``--amplitude-scale auto`` and ``--presence-prior auto`` with a numeric ``--prior-scale`` cross-validate
+    the amplitude prior (here on the log ratio map), then the presence prior, keeping the latent scales given."""
     out = tmp_path / "out"
     args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--prior-scale", "0.1", "-q"]
-    result = runner.invoke(app, [*args, "--amplitude-scale", "auto", "--amplitude-prior", "ratio"])
+    result = runner.invoke(
+        app, [*args, "--amplitude-scale", "auto", "--amplitude-prior", "ratio", "--presence-prior", "auto"]
+    )
     assert result.exit_code == 0, result.output
     attrs = json.loads((out / "summary.json").read_text())["attrs"]
     assert f"Whole-cube MAP: {attrs['iterations']} iterations (lbfgs), converged." in (out / "report.md").read_text()
     scores = json.loads(attrs["spatial_scale_held_out_loglik"])
+    presence = {k: scores.pop(k) for k in list(scores) if k.startswith("presence=")}
     assert set(scores) == {"given", "ratio=0.3", "ratio=1", "ratio=3"}
+    assert set(presence) == {"presence=off", "presence=0.5", "presence=0.8", "presence=0.95"}
     best = max(scores, key=scores.get)
+    assert presence["presence=off"] == scores[best]  # tried last, against the best amplitude prior
+    assert attrs["presence_prior"] == _value(max(presence, key=presence.get))
     assert attrs["spatial_scale"] == 0.1 and attrs["amplitude_prior"] == "ratio"
-    assert attrs["amplitude_scale"] == ("off" if best == "given" else float(best.split("=")[1]))
+    assert attrs["amplitude_scale"] == ("off" if best == "given" else _value(best))
     report = (out / "report.md").read_text()
     assert "log amplitude ratios" in report
     ratio_on = best != "given"  # the pixel prior then falls on the total alone
     assert ("log-normal pixel total around its counts, sd 10.0" in report) == ratio_on
     assert ("log-normal around pixel counts / components, sd 10.0" in report) == (not ratio_on)
+
+
+def _value(label: str) -> float | str:
+    """The value of a cross-validation label such as ``"ratio=0.3"`` or ``"presence=off"``."""
+    value = label.split("=")[1]
+    return value if value == "off" else float(value)

@@ -364,6 +364,7 @@ def select_spatial_scale(
     per_latent: bool = True,
     amplitude_scales: tuple[float, ...] = (),
     amplitude_priors: tuple[str, ...] = ("log",),
+    presence_priors: tuple[float | None, ...] = (),
     map_iter: int = 1000,
     tol: float = 1e-7,
     init: dict | None = None,
@@ -387,16 +388,22 @@ def select_spatial_scale(
     smooth photon-index map want different smoothing); with ``scales=()`` the model's own latent scales
     are kept and scored as ``"given"``. Last, each of ``amplitude_scales`` for each kind in
     ``amplitude_priors`` (:attr:`CubeModel.amplitude_prior`: ``"log"`` amplitude maps or ``"ratio"``
-    maps) against the model's own amplitude prior (default: off). An evidence lower bound is no substitute here:
+    maps) against the model's own amplitude prior (default: off); then each of ``presence_priors`` (a
+    probability ``q``, or ``None`` for every component everywhere: :attr:`CubeModel.presence_prior`) against
+    the model's own, each pixel's configurations weighted by their posterior given the fitted half
+    (:meth:`CubeModel.held_out_observation`). An evidence lower bound is no substitute here:
     a guide without spatial correlations loosens the bound most for strong smoothing, so it picks weak
     smoothing even for flat maps. Returns the model with the chosen scales and ``{candidate: held-out
     log-likelihood}`` with keys ``"0.03"`` (shared), ``"thermal[0]=0.1"`` (one latent changed from the
-    best so far), ``"amplitude=0.3"`` (log amplitude maps) and ``"ratio=0.3"``. Needs integer counts.
+    best so far), ``"amplitude=0.3"`` (log amplitude maps), ``"ratio=0.3"`` and ``"presence=0.8"`` (or
+    ``"presence=off"``). Needs integer counts.
     """
     if any(not s > 0 for s in (*scales, *amplitude_scales)):
         raise ValueError(f"scales must be positive numbers, got {scales} and {amplitude_scales}")
     if unknown := set(amplitude_priors) - {"log", "ratio"}:
         raise ValueError(f"unknown amplitude prior kinds {sorted(unknown)}; use log or ratio")
+    if any(q is not None and not 0 < q < 1 for q in presence_priors):
+        raise ValueError(f"presence priors must be probabilities in (0, 1) or None, got {presence_priors}")
     x = model.check_counts(counts)
     if not np.array_equal(x, np.round(x)):
         raise CubeInputError("cross-validating the spatial scale needs integer counts (it splits them binomially)")
@@ -417,7 +424,7 @@ def select_spatial_scale(
         nonlocal best_fits, best_total
         latent = tuple(tuple(candidate.latent_scales(c)) for c in model.components)
         amplitude = candidate.amplitude_scale and (candidate.amplitude_scale, candidate.amplitude_prior)
-        config_key = (latent, amplitude)
+        config_key = (latent, amplitude, candidate.presence_prior)
         if config_key in scored:
             return scored[config_key]
         total, points = 0.0, []
@@ -426,7 +433,8 @@ def select_spatial_scale(
             points.append(point)
             theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in model.components}
             rates = candidate.component_counts(jnp.asarray(point["amplitude"]), theta)
-            observation = candidate.observation(rates, None if bkg is None else candidate.to_pixels(bkg))
+            b = None if bkg is None else candidate.to_pixels(bkg)
+            observation = candidate.held_out_observation(rates, b, candidate.to_pixels(x_fit))
             total += float(jnp.sum(observation.log_prob(candidate.to_pixels(x_test))))
         scored[config_key] = total
         if total > best_total:
@@ -435,8 +443,9 @@ def select_spatial_scale(
 
     sweep = [(c, k, s) for c in model.components for k in range(c.n_latent) for s in scales] if per_latent else []
     amplitudes = [(kind, s) for kind in amplitude_priors for s in amplitude_scales]
+    presences = [q for q in presence_priors if q != model.presence_prior]
     score: dict[str, float] = {}
-    total = max(len(scales), 1) + len(sweep) + len(amplitudes)
+    total = max(len(scales), 1) + len(sweep) + len(amplitudes) + len(presences)
     with tqdm(total=total, desc="spatial scale", disable=not progress) as bar:
         shared = {f"{s:g}": dataclasses.replace(model, spatial_scale=float(s)) for s in scales} or {"given": model}
         for label, candidate in shared.items():
@@ -461,7 +470,20 @@ def select_spatial_scale(
             score[label] = held_out(trial)
             if score[label] > best_score:
                 chosen, best_score = trial, score[label]
+        if presences:
+            score[f"presence={_presence_label(model.presence_prior)}"] = best_score
+        for q in presences:
+            bar.update()
+            label = f"presence={_presence_label(q)}"
+            trial = dataclasses.replace(chosen, presence_prior=q)
+            score[label] = held_out(trial)
+            if score[label] > best_score:
+                chosen, best_score = trial, score[label]
     return chosen, score
+
+
+def _presence_label(q: float | None) -> str:
+    return "off" if q is None else f"{q:g}"
 
 
 def cube_nuts(

@@ -353,6 +353,20 @@ class CubeModel:
         masks, log_prior = self.presence_configurations()
         return _PresencePoisson(component_counts, background, jnp.asarray(masks, float), jnp.asarray(log_prior))
 
+    def held_out_observation(
+        self, component_counts: jax.Array, background: jax.Array | None, fitted: jax.Array
+    ) -> dist.Distribution:
+        """The distribution of counts that share their rates with ``fitted`` ``(P, E)`` but are independent
+        of them (the other half of a binomially thinned cube): :meth:`observation`, whose presence
+        configurations are weighted by their posterior given ``fitted`` instead of their prior. Prior weights
+        would charge a model for its doubt about configurations that the fitted half has settled (``log 0.64``
+        per pixel where both components are bright at ``q = 0.8``)."""
+        observation = self.observation(component_counts, background)
+        if self.presence_prior is None:
+            return observation
+        posterior = jax.nn.log_softmax(observation.configuration_log_likelihood(fitted), axis=-1)
+        return _PresencePoisson(component_counts, background, observation.masks, posterior)
+
 
 def _total_rate(component_counts: jax.Array, background: jax.Array | None) -> jax.Array:
     """Every component's counts ``(..., C, E)`` summed, plus the background, floored so that ``log`` stays finite."""
@@ -383,7 +397,7 @@ class _RealPoisson(dist.Poisson):
 
 class _PresencePoisson(dist.Distribution):
     """Counts ``(..., E)`` from a mixture over presence configurations ``s`` (rows of ``masks``, ``(S, C)``) with
-    prior log probabilities ``log_prior`` ``(S,)``: ``log p(x) = logsumexp_s [log_prior_s + log Poisson(x | sum_c
+    prior log probabilities ``log_prior`` ``(S,)`` (or per pixel, ``(..., S)``): ``log p(x) = logsumexp_s [log_prior_s + log Poisson(x | sum_c
     masks[s, c] * counts[..., c, :] + background)]``, the Poisson extended to real counts as :class:`_RealPoisson`.
     With one configuration holding every component this is the plain Poisson of the summed rate."""
 

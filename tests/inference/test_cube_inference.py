@@ -444,3 +444,36 @@ def test_presence_prior_lets_an_absent_component_reach_zero():
     covered = (lo <= amplitude) & (amplitude <= hi)
     assert covered[0][right].mean() > 0.9 and covered[0][left].mean() > 0.7 and covered[1].mean() > 0.7
     assert np.all(fits[None]["amplitude"].sel(component="thermal", stat="q05").values > 0)
+
+
+def test_presence_prior_is_chosen_where_a_component_is_absent():
+    """Thermal emission missing from the right half: held-out counts favour a presence prior over none; with
+    both components in every pixel they favour none. Held-out configurations are weighted by their posterior
+    given the fitted half: with their prior weights the presence prior would lose both scenes (by 130 and 200
+    nats at q = 0.5)."""
+    comps, truth, _ = _toys().scene(SIZE, SIZE, scale=300.0)
+    chosen = {}
+    for label in ("absent", "everywhere"):
+        amplitude = truth["amplitude"].copy()
+        if label == "absent":
+            amplitude[0, :, SIZE // 2 :] = 0.0
+        model = CubeModel(comps, SIZE, SIZE, spatial_scale=0.5, amplitude_log_sd=10.0)
+        point = point_from_maps(model, np.maximum(amplitude, 1e-300), truth["theta"])
+        theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in comps}
+        expected = model.to_maps(model.expected_counts(jnp.asarray(point["amplitude"]), theta))
+        counts = np.random.default_rng(3).poisson(expected).astype(float)
+        best, held_out = select_spatial_scale(
+            model,
+            counts,
+            key=jax.random.key(0),
+            scales=(),
+            presence_priors=(0.5, 0.9),
+            map_iter=200,
+            init=point_from_maps(model, np.maximum(amplitude, 1.0), truth["theta"]),
+            progress=False,
+        )
+        assert set(held_out) == {"given", "presence=off", "presence=0.5", "presence=0.9"}
+        chosen[label] = best.presence_prior
+    assert chosen == {"absent": 0.5, "everywhere": None}
+    with pytest.raises(ValueError, match="presence priors must be probabilities"):
+        select_spatial_scale(model, counts, key=jax.random.key(0), presence_priors=(1.0,), progress=False)

@@ -389,3 +389,28 @@ def test_presence_likelihood_sums_the_configurations_out():
     plain = dataclasses.replace(model, presence_prior=None)
     _, trace = log_density(make_cube_model(plain), (x, None), {}, point)
     np.testing.assert_allclose(np.asarray(trace["obs"]["fn"].log_prob(x)), likelihoods[2].sum(-1), rtol=1e-10)
+
+
+def test_held_out_counts_weigh_the_configurations_by_the_fitted_half():
+    # cross-validation scores one half of a thinned cube given the other: each pixel's configurations weighted
+    # by their posterior given the fitted half, so that a model is not charged for prior doubt the data settled
+    comps, truth, cube = scene(4, 4, scale=300.0)
+    q = 0.3
+    model = CubeModel(comps, 4, 4, spatial_prior="none", presence_prior=q)
+    rng = np.random.default_rng(5)
+    fitted, test = (model.to_pixels(rng.poisson(cube).astype(float)) for _ in range(2))
+    point = _truth_sites(truth)
+    theta = {"thermal": point["theta_thermal"], "synchrotron": point["theta_synchrotron"]}
+    parts = model.component_counts(point["amplitude"], theta)
+    got = np.asarray(model.held_out_observation(parts, None, fitted).log_prob(test))
+    rates = np.einsum("sc,pce->pse", np.array([[1, 0], [0, 1], [1, 1]]), np.asarray(parts))
+    prior = np.log([q * (1 - q), (1 - q) * q, q * q])
+    fit_ll, test_ll = (stats.poisson.logpmf(x[:, None], rates).sum(-1) for x in (fitted, test))
+    posterior = prior + fit_ll - special.logsumexp(prior + fit_ll, axis=-1, keepdims=True)
+    np.testing.assert_allclose(got, special.logsumexp(posterior + test_ll, axis=-1), rtol=1e-10)
+    # both components are bright in every pixel: the held-out mass is that of "both", not log(q^2 / Z) below it
+    np.testing.assert_allclose(got, test_ll[:, 2], atol=1e-6)
+    plain = dataclasses.replace(model, presence_prior=None)
+    np.testing.assert_allclose(
+        np.asarray(plain.held_out_observation(parts, None, fitted).log_prob(test)), test_ll[:, 2], rtol=1e-10
+    )
