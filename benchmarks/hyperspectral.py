@@ -23,7 +23,8 @@ synchrotron, shipped IAE components) it reports
 
 ``--scene sgmca`` fits the cube whose amplitude maps are the sGMCA remnant's instead
 (:func:`~bayes_unmix.data.cube.sgmca_cube`; needs ``../shared/data/xray_sgmca``). ``--presence-prior Q`` fits
-with an atom at zero amplitude (:attr:`~bayes_unmix.models.cube.CubeModel.presence_prior`).
+with an atom at zero amplitude (:attr:`~bayes_unmix.models.cube.CubeModel.presence_prior`); ``auto`` chooses
+it by the same cross-validation.
 
 Run ``.venv/bin/python benchmarks/hyperspectral.py`` (``--size 48`` for a quicker, smaller cube);
 prints a table and writes ``benchmarks/results/hyperspectral.json``.
@@ -43,7 +44,7 @@ import jax
 import numpy as np
 
 import bayes_unmix  # noqa: F401  (float64)
-from bayes_unmix.cube_workflow import AMPLITUDE_CANDIDATES
+from bayes_unmix.cube_workflow import AMPLITUDE_CANDIDATES, PRESENCE_CANDIDATES
 from bayes_unmix.data.cube import sgmca_cube, toy_remnant_cube
 from bayes_unmix.inference.cube import (
     CubeMAPConfig,
@@ -189,9 +190,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--presence-prior",
-        type=float,
-        default=None,
-        help="prior probability that a component is present in a pixel (default: always present)",
+        default="off",
+        help="prior probability that a component is present in a pixel, 'off' (default: always present) or "
+        "'auto' (off or one of PRESENCE_CANDIDATES by the same cross-validation, after any scales)",
     )
     parser.add_argument(
         "--scale-iter", type=int, default=1000, help="most MAP iterations per fold and candidate (stops when converged)"
@@ -211,6 +212,8 @@ def main() -> None:
     fixed = json.loads(args.prior_scale) if not auto else 0.02  # a number or {"thermal": [s_kT, s_z], ...}
     amplitude_auto = args.amplitude_scale == "auto"
     amplitude = None if amplitude_auto or args.amplitude_scale == "off" else float(args.amplitude_scale)
+    presence_auto = args.presence_prior == "auto"
+    presence = None if presence_auto or args.presence_prior == "off" else float(args.presence_prior)
     model = CubeModel(
         comps,
         args.size,
@@ -219,7 +222,7 @@ def main() -> None:
         amplitude_scale=amplitude,
         amplitude_prior=args.amplitude_prior,
         amplitude_log_sd=args.amplitude_log_sd,
-        presence_prior=args.presence_prior,
+        presence_prior=presence,
     )
     total = cube.counts.sum(0)
     inside = cube.truth.mask
@@ -231,7 +234,8 @@ def main() -> None:
     timing["pixel_map_s"] = time.perf_counter() - t0
     rows["pixel MAP"] = scores(physical_maps(model, pixel, cube.counts), cube, low)
     print("done: pixel MAP", rows[list(rows)[-1]], flush=True)
-    if auto or amplitude_auto:  # chosen on the data alone (held-out halves of the counts), from the pixel MAP
+    chosen_on_data = auto or amplitude_auto or presence_auto
+    if chosen_on_data:  # chosen on the data alone (held-out halves of the counts), from the pixel MAP
         t0 = time.perf_counter()
         model, held_out = select_spatial_scale(
             model,
@@ -240,13 +244,15 @@ def main() -> None:
             scales=tuple(args.scale_candidates) if auto else (),
             amplitude_scales=AMPLITUDE_CANDIDATES if amplitude_auto else (),
             amplitude_priors=(args.amplitude_prior,),
+            presence_priors=PRESENCE_CANDIDATES if presence_auto else (),
             map_iter=args.scale_iter,
             init=pixel,
             progress=False,
         )
         timing["scale_selection_s"] = time.perf_counter() - t0
         print(
-            f"done: spatial scale {model.spatial_scale}, amplitude {model.amplitude_scale} (held-out log-likelihood {held_out})",
+            f"done: spatial scale {model.spatial_scale}, amplitude {model.amplitude_scale}, presence "
+            f"{model.presence_prior} (held-out log-likelihood {held_out})",
             flush=True,
         )
 
@@ -316,7 +322,8 @@ def main() -> None:
         "spatial_scale": model.spatial_scale,
         "amplitude_scale": model.amplitude_scale,
         "amplitude_prior": model.amplitude_prior,
-        "scale_held_out_loglik": held_out if auto or amplitude_auto else None,
+        "presence_prior": model.presence_prior,
+        "scale_held_out_loglik": held_out if chosen_on_data else None,
         "rmse": rows,
         "coverage_90": cover,
         "coverage_90_by_true_amplitude": by_amplitude,
