@@ -241,6 +241,10 @@ def fit_cube(
     if amplitude_log_sd not in (None, "off"):
         log_sd = _positive(amplitude_log_sd, "the amplitude log sd must be a positive number or 'off'")
     presence_auto = presence_prior == "auto"
+    if presence_auto and method == "pixel":
+        raise CubeFitError(
+            "presence_prior 'auto' is chosen by whole-cube cross-validation; give a number for pixel fits"
+        )
     presence = None
     if not (presence_auto or presence_prior in (None, "off")):
         presence = _positive(presence_prior, "the presence prior must be a probability in (0, 1), 'off' or 'auto'")

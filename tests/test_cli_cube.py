@@ -75,6 +75,7 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=xray_thermal", "--amplitude-log-sd", "0"], "amplitude log sd must be a positive"),
         (["--model", "thermal=xray_thermal", "--presence-prior", "maybe"], "presence prior must be a probability"),
         (["--model", "thermal=xray_thermal", "--presence-prior", "1.5"], "presence_prior must be a probability"),
+        (["--model", "thermal=xray_thermal", "--presence-prior", "auto", "--method", "pixel"], "give a number"),
     ],
 )
 def test_fit_cube_bad_options(cube_file, tmp_path, args, message):
