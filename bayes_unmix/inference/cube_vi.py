@@ -66,16 +66,16 @@ class _TotalAndShares:
 
 def _pixel_block_guide(model: CubeModel, start: dict[str, jax.Array], init_scale: float):
     """Gaussian guide with a full covariance per pixel over (log total, shares) of the amplitudes and the
-    unconstrained latents (``D = C + sum n_latent`` coordinates), independent pixels: it keeps the
+    unconstrained latents (``D = C + sum n_latent`` coordinates, one fewer per simplex latent), independent pixels: it keeps the
     amplitude-shape correlations within a pixel that a mean-field guide drops, at ``D (D + 3) / 2``
     parameters per pixel."""
     sites = sample_sites(model)
     transforms = {k: biject_to(s) for k, s in _supports(model).items()}
     amplitudes = _TotalAndShares(len(model.components))
-    sizes = [c.n_latent for c in model.components]
-    loc0 = jnp.concatenate(
-        [amplitudes.inv(start["amplitude"])] + [transforms[k].inv(start[k]) for k in sites[1:]], axis=-1
-    )  # (P, D)
+    # unconstrained sizes: a simplex latent of n weights has n - 1 coordinates
+    unconstrained = [transforms[k].inv(start[k]) for k in sites[1:]]
+    sizes = [u.shape[-1] for u in unconstrained]
+    loc0 = jnp.concatenate([amplitudes.inv(start["amplitude"]), *unconstrained], axis=-1)  # (P, D)
     n_pixels, d = loc0.shape
     tril0 = jnp.broadcast_to(init_scale * jnp.eye(d), (n_pixels, d, d))
 

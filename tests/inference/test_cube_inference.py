@@ -255,6 +255,21 @@ def test_pixel_map_keeps_barycentric_latents_on_the_simplex():
     np.testing.assert_allclose(point["amplitude"], amp, rtol=1e-2)  # the Exponential prior shrinks by ~1 count
 
 
+def test_cube_vi_pixel_guide_keeps_barycentric_latents_on_the_simplex():
+    # a simplex of n weights has n - 1 unconstrained coordinates: the guide's blocks must be cut accordingly
+    comp, power = _Barycentric(), _toys().PowerLaw()
+    rng = np.random.default_rng(5)
+    weights, gamma = rng.dirichlet(np.full(3, 3.0), size=16), rng.uniform(-0.5, 0.5, size=(16, 1))
+    expected = 400.0 * np.asarray(comp.spectra(weights)) + 300.0 * np.asarray(power.spectra(gamma))
+    model = CubeModel((comp, power), 4, 4, spatial_prior="none")
+    counts = rng.poisson(expected.T.reshape(-1, 4, 4)).astype(float)
+    tree = cube_vi(model, counts, key=jax.random.key(0), steps=50, progress=False, check=False)
+    theta = tree["posterior"]["theta_thermal"].values  # (chain, draw, latent, y, x)
+    assert theta.shape[2] == 3 and np.all(theta > 0)
+    np.testing.assert_allclose(theta.sum(2), 1.0, atol=1e-10)
+    assert tree["posterior"]["theta_synchrotron"].shape[2] == 1
+
+
 @pytest.mark.parametrize("coordinates", ["weights", "physical"])
 def test_pixel_map_with_pretrained_iae_components_stays_physical(coordinates):
     from bayes_unmix.data.cube import toy_remnant_cube
