@@ -66,9 +66,9 @@ class _TotalAndShares:
 
 def _pixel_block_guide(model: CubeModel, start: dict[str, jax.Array], init_scale: float):
     """Gaussian guide with a full covariance per pixel over (log total, shares) of the amplitudes and the
-    unconstrained latents (``D = C + sum n_latent`` coordinates, one fewer per simplex latent), independent pixels: it keeps the
-    amplitude-shape correlations within a pixel that a mean-field guide drops, at ``D (D + 3) / 2``
-    parameters per pixel."""
+    unconstrained latents (``D = C + sum n_latent`` coordinates, one fewer per simplex latent), independent
+    pixels: it keeps the amplitude-shape correlations within a pixel that a mean-field guide drops, at
+    ``D (D + 3) / 2`` parameters per pixel."""
     sites = sample_sites(model)
     transforms = {k: biject_to(s) for k, s in _supports(model).items()}
     amplitudes = _TotalAndShares(len(model.components))

@@ -397,9 +397,10 @@ class _RealPoisson(dist.Poisson):
 
 class _PresencePoisson(dist.Distribution):
     """Counts ``(..., E)`` from a mixture over presence configurations ``s`` (rows of ``masks``, ``(S, C)``) with
-    prior log probabilities ``log_prior`` ``(S,)`` (or per pixel, ``(..., S)``): ``log p(x) = logsumexp_s [log_prior_s + log Poisson(x | sum_c
-    masks[s, c] * counts[..., c, :] + background)]``, the Poisson extended to real counts as :class:`_RealPoisson`.
-    With one configuration holding every component this is the plain Poisson of the summed rate."""
+    log weights ``log_prior`` ``(S,)`` (or per pixel, ``(..., S)``): ``log p(x) = logsumexp_s [log_prior_s + log
+    Poisson(x | sum_c masks[s, c] * counts[..., c, :] + background)]``, the Poisson extended to real counts as
+    :class:`_RealPoisson`. With one configuration holding every component this is the plain Poisson of the summed
+    rate."""
 
     arg_constraints: ClassVar[dict] = {}
     support = constraints.independent(constraints.nonnegative, 1)
