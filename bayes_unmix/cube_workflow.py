@@ -429,6 +429,15 @@ def _describe_presence(attrs: Mapping) -> str:
     )
 
 
+def _describe_cross_validation(attrs: Mapping) -> list[str]:
+    if "spatial_scale_held_out_loglik" not in attrs:
+        return []
+    best = max(json.loads(attrs["spatial_scale_held_out_loglik"]).values())
+    line = "- priors given as auto: chosen by two-fold cross-validation on held-out counts (best held-out "
+    line += f"log-likelihood {best:.1f}; every candidate's: spatial_scale_held_out_loglik in summary.json)"
+    return [line]
+
+
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v if isinstance(v, (str, int, float, bool)) else str(v)
 
@@ -445,6 +454,7 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
         ),
         f"- pixel amplitude prior: {_describe_pixel_amplitude_prior(attrs)}",
         f"- presence: {_describe_presence(attrs)}",
+        *_describe_cross_validation(attrs),
         f"- fit time: {attrs.get('fit_seconds', float('nan')):.1f} s; bayes_unmix {attrs.get('bayes_unmix_version')}",
         f"- maps: posterior mean, sd and the equal-tailed {float(attrs.get('ci_prob', 0.9)):.0%} interval per pixel",
         "",

@@ -143,6 +143,11 @@ def test_fit_cube_auto_amplitude_and_presence_priors_at_given_latent_scales(cube
     assert attrs["amplitude_scale"] == ("off" if best == "given" else _value(best))
     report = (out / "report.md").read_text()
     assert "log amplitude ratios" in report
+    best_score = max(*scores.values(), *presence.values())
+    assert (
+        f"chosen by two-fold cross-validation on held-out counts (best held-out log-likelihood {best_score:.1f}"
+        in report
+    )
     ratio_on = best != "given"  # the pixel prior then falls on the total alone
     assert ("log-normal pixel total around its counts, sd 10.0" in report) == ratio_on
     assert ("log-normal around pixel counts / components, sd 10.0" in report) == (not ratio_on)
