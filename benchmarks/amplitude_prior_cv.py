@@ -18,13 +18,11 @@ import json
 import time
 from pathlib import Path
 
-import jax
+from hyperspectral import workflow_scale_selection
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import load_components
 from bayes_unmix.data.cube import toy_remnant_cube
-from bayes_unmix.inference.cube import select_spatial_scale
-from bayes_unmix.inference.cube_pixel import pixel_map_point
 from bayes_unmix.models.cube import CubeModel
 
 RESULTS = Path(__file__).parent / "results" / "amplitude_prior_cv.json"
@@ -47,16 +45,13 @@ def main() -> None:
     cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
     model = CubeModel(load_components(MODELS), args.size, args.size, spatial_scale=args.latent_scales)
     start = time.perf_counter()
-    init = pixel_map_point(model, cube.counts, progress=False)
-    chosen, held_out = select_spatial_scale(
+    chosen, held_out = workflow_scale_selection(
         model,
         cube.counts,
-        key=jax.random.fold_in(jax.random.key(args.seed), 1),  # the workflow's key (cube_workflow._select_scale)
-        scales=(),
+        args.seed,
         amplitude_scales=tuple(args.amplitude_scales),
         amplitude_priors=tuple(args.kinds),
         map_iter=args.map_iter,
-        init=init,
     )
     seconds = time.perf_counter() - start
     result = {

@@ -31,12 +31,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from hyperspectral import SGMCA_MAPS, physical_maps
+from hyperspectral import physical_maps, scene_cube
 from photon_index_bias import share_bins
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import load_components
-from bayes_unmix.data.cube import sgmca_cube, toy_remnant_cube
 from bayes_unmix.inference.checks import convergence_report
 from bayes_unmix.inference.cube import cube_map_point, cube_nuts
 from bayes_unmix.inference.cube_convert import summary_maps
@@ -133,12 +132,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    if args.scene == "sgmca":
-        if not SGMCA_MAPS.is_file():
-            raise SystemExit(f"--scene sgmca needs {SGMCA_MAPS} (../shared/data/xray_sgmca)")
-        cube = sgmca_cube(SGMCA_MAPS, args.seed)
-    else:
-        cube = toy_remnant_cube(args.seed)
+    cube = scene_cube(args.scene, args.seed)
     selected = selected_pixels(cube, args.scene)
     crop = faint_crop(selected, args.crop)
     counts = cube.counts[:, crop[0], crop[1]]

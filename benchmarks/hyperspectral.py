@@ -66,6 +66,24 @@ REFERENCE_S_PER_ITER = 1.14
 PARAMS = (("thermal", 0, "kT_keV"), ("thermal", 1, "z"), ("synchrotron", 0, "photon_index"))
 
 
+def scene_cube(scene: str, seed: int, size: int = 94):
+    """The toy remnant cube (radius scaled with ``size``) or, for ``"sgmca"``, the sGMCA scene; exits with a
+    message when the sGMCA maps are missing."""
+    if scene == "sgmca":
+        if not SGMCA_MAPS.is_file():
+            raise SystemExit(f"--scene sgmca needs {SGMCA_MAPS} (../shared/data/xray_sgmca)")
+        return sgmca_cube(SGMCA_MAPS, seed, size=size)
+    return toy_remnant_cube(seed, size=size, radius=41.0 * size / 94)
+
+
+def workflow_scale_selection(model: CubeModel, counts, seed: int, **candidates):
+    """``select_spatial_scale`` at the model's latent scales (``scales=()``) as ``fit-cube``'s ``auto`` runs it:
+    from the per-pixel MAP, with the workflow's key (``cube_workflow._select_scale``)."""
+    init = pixel_map_point(model, counts, progress=False)
+    key = jax.random.fold_in(jax.random.key(seed), 1)
+    return select_spatial_scale(model, counts, key=key, scales=(), init=init, **candidates)
+
+
 def physical_maps(model: CubeModel, point: dict, counts=None) -> dict[str, np.ndarray]:
     """``{"kT_keV": (H, W), ..., "amplitude_thermal": (H, W), ...}`` from sites ``(P, ...)``. For a point
     estimate of a model with a presence prior pass ``counts``: the amplitudes are then those of each pixel's
@@ -200,12 +218,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    if args.scene == "sgmca":
-        if not SGMCA_MAPS.is_file():
-            raise SystemExit(f"--scene sgmca needs {SGMCA_MAPS} (../shared/data/xray_sgmca)")
-        cube = sgmca_cube(SGMCA_MAPS, args.seed, size=args.size)
-    else:
-        cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
+    cube = scene_cube(args.scene, args.seed, args.size)
     comps = tuple(load_component(f"xray_{n}") for n in ("thermal", "synchrotron"))  # physical coordinates
     weight_comps = tuple(load_component(f"xray_{n}", coordinates="weights") for n in ("thermal", "synchrotron"))
     auto = args.prior_scale == "auto"

@@ -21,17 +21,13 @@ import json
 import time
 from pathlib import Path
 
-import jax
+from hyperspectral import scene_cube, workflow_scale_selection
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import PRESENCE_CANDIDATES, load_components
-from bayes_unmix.data.cube import sgmca_cube, toy_remnant_cube
-from bayes_unmix.inference.cube import select_spatial_scale
-from bayes_unmix.inference.cube_pixel import pixel_map_point
 from bayes_unmix.models.cube import CubeModel
 
 RESULTS = Path(__file__).parent / "results"
-SGMCA_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "xray_sgmca" / "source_maps.npz"
 MODELS = {"thermal": "xray_thermal", "synchrotron": "xray_synchrotron"}
 
 
@@ -49,12 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: results/presence_cv_<scene>.json")
     args = parser.parse_args()
 
-    if args.scene == "sgmca":
-        if not SGMCA_MAPS.is_file():
-            raise SystemExit(f"--scene sgmca needs {SGMCA_MAPS} (../shared/data/xray_sgmca)")
-        cube = sgmca_cube(SGMCA_MAPS, args.seed, size=args.size)
-    else:
-        cube = toy_remnant_cube(args.seed, size=args.size, radius=41.0 * args.size / 94)
+    cube = scene_cube(args.scene, args.seed, args.size)
     model = CubeModel(
         load_components(MODELS),
         args.size,
@@ -65,15 +56,8 @@ def main() -> None:
         amplitude_log_sd=10.0,
     )
     start = time.perf_counter()
-    init = pixel_map_point(model, cube.counts, progress=False)
-    chosen, held_out = select_spatial_scale(
-        model,
-        cube.counts,
-        key=jax.random.fold_in(jax.random.key(args.seed), 1),  # the workflow's key (cube_workflow._select_scale)
-        scales=(),
-        presence_priors=tuple(args.candidates),
-        map_iter=args.map_iter,
-        init=init,
+    chosen, held_out = workflow_scale_selection(
+        model, cube.counts, args.seed, presence_priors=tuple(args.candidates), map_iter=args.map_iter
     )
     seconds = time.perf_counter() - start
     out = args.out or RESULTS / f"presence_cv_{args.scene}.json"
