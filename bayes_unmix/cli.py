@@ -261,7 +261,8 @@ def fit_cube(
     prior_scale: Annotated[
         str,
         typer.Option(
-            help="Spatial prior scale (fraction of latent range), or 'auto' (per latent, by Poisson cross-validation)."
+            help="Spatial prior scale (fraction of latent range); per component and latent as JSON "
+            "('{\"thermal\": [0.1, 0.03], \"synchrotron\": 0.1}'); or 'auto' (per latent, by Poisson cross-validation)."
         ),
     ] = "0.02",
     amplitude_scale: Annotated[

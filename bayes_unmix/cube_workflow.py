@@ -191,7 +191,7 @@ def fit_cube(
     method: str = "map",
     background=None,
     spatial_prior: str = "starlet",
-    spatial_scale: float | str = 0.02,
+    spatial_scale: float | str | Mapping[str, float | Sequence[float]] = 0.02,
     amplitude_scale: float | str | None = None,
     amplitude_prior: str = "log",
     amplitude_log_sd: float | str | None = 10.0,
@@ -210,10 +210,11 @@ def fit_cube(
 
     ``method``: ``map`` (whole-cube MAP), ``vi`` (MAP then ``guide`` VI), ``nuts`` (joint NUTS, small
     cubes), ``pixel`` (independent per-pixel MAP, the baseline). ``background``: ``.npy`` of expected
-    counts ``(E, H, W)`` or ``(E,)``. ``spatial_scale``: a fraction of each latent's range, or ``"auto"``
-    (one per latent map, cross-validated on halves of the counts by
-    :func:`~bayes_unmix.inference.cube.select_spatial_scale` from the per-pixel MAP, candidates 0.01,
-    0.03, 0.1, 0.3). ``amplitude_scale``: the same spatial prior on the log amplitude maps
+    counts ``(E, H, W)`` or ``(E,)``. ``spatial_scale``: a fraction of each latent's range; one per component
+    and latent (``{"thermal": [0.1, 0.03], "synchrotron": 0.1}``, or that mapping as a JSON string: scales an
+    earlier ``auto`` run chose, from its report); or ``"auto"`` (one per latent map, cross-validated on halves
+    of the counts by :func:`~bayes_unmix.inference.cube.select_spatial_scale` from the per-pixel MAP,
+    candidates 0.01, 0.03, 0.1, 0.3). ``amplitude_scale``: the same spatial prior on the log amplitude maps
     (``amplitude_prior="log"``) or on the log ratio maps ``log(a_c / a_0)`` (``"ratio"``; see
     :class:`~bayes_unmix.models.cube.CubeModel`): a number, ``None``/``"off"``, or ``"auto"`` (off or one
     of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation; at the latent scales given, or after
@@ -232,7 +233,7 @@ def fit_cube(
     if guide not in ("meanfield", "lowrank", "pixel"):
         raise CubeFitError(f"unknown guide {guide!r}; use meanfield, lowrank or pixel")
     auto = spatial_scale == "auto"
-    scale = 0.02 if auto else _positive(spatial_scale, "the spatial prior scale must be a positive number or 'auto'")
+    scale = 0.02 if auto else _spatial_scale(spatial_scale)
     amplitude_auto = amplitude_scale == "auto"
     amplitude = None
     if not (amplitude_auto or amplitude_scale in (None, "off")):
@@ -282,6 +283,19 @@ def _positive(value, message: str) -> float:
     if not (np.isfinite(number) and number > 0):
         raise CubeFitError(f"{message}, got {value!r}")
     return number
+
+
+def _spatial_scale(value) -> float | Mapping:
+    """A positive number, or a per-component mapping (given, or as a JSON object string) for
+    :class:`~bayes_unmix.models.cube.CubeModel` to check against the components."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise CubeFitError(f"the spatial prior scale {value!r} is not valid JSON: {exc}") from None
+    if isinstance(value, Mapping):
+        return value
+    return _positive(value, "the spatial prior scale must be a positive number, a per-component mapping or 'auto'")
 
 
 def _select_scale(

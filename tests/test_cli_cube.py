@@ -63,8 +63,11 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=no_such_model"], "no model file"),
         (["--model", "thermal=xray_thermal", "--method", "magic"], "unknown method"),
         (["--model", "thermal=xray_thermal", "--prior", "wiggly"], "spatial prior"),
-        (["--model", "thermal=xray_thermal", "--prior-scale", "big"], "positive number or 'auto'"),
-        (["--model", "thermal=xray_thermal", "--prior-scale", "-1"], "positive number or 'auto'"),
+        (["--model", "thermal=xray_thermal", "--prior-scale", "big"], "positive number, a per-component mapping"),
+        (["--model", "thermal=xray_thermal", "--prior-scale", "-1"], "positive number, a per-component mapping"),
+        (["--model", "thermal=xray_thermal", "--prior-scale", '{"thermal": 0.1'], "is not valid JSON"),
+        (["--model", "thermal=xray_thermal", "--prior-scale", '{"synchrotron": 0.1}'], "a scale for each of"),
+        (["--model", "thermal=xray_thermal", "--prior-scale", '{"thermal": [0.1]}'], "or 2 of them"),
         (["--model", "thermal=xray_thermal:sideways"], "unknown coordinates"),
         (["--model", "thermal=xray_thermal", "--amplitude-scale", "-1"], "amplitude scale must be a positive"),
         (["--model", "thermal=xray_thermal", "--amplitude-prior", "share"], "unknown amplitude_prior"),
@@ -119,6 +122,17 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
         assert chosen[name][int(k)] == float(value)
     else:
         assert chosen == {"thermal": [float(best)] * 2, "synchrotron": [float(best)]}
+
+
+def test_fit_cube_per_latent_prior_scales(cube_file, tmp_path):
+    """Scales per component and latent as JSON (what an ``auto`` run records, reusable on the next cube)."""
+    out = tmp_path / "out"
+    scales = {"thermal": [0.1, 0.03], "synchrotron": [0.3]}
+    args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--prior-scale", json.dumps(scales), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    attrs = json.loads((out / "summary.json").read_text())["attrs"]
+    assert json.loads(attrs["spatial_scale"]) == scales
 
 
 def test_fit_cube_auto_amplitude_and_presence_priors_at_given_latent_scales(cube_file, tmp_path):
