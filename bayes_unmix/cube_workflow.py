@@ -449,7 +449,9 @@ def _describe_cross_validation(attrs: Mapping) -> list[str]:
     best = max(json.loads(attrs["spatial_scale_held_out_loglik"]).values())
     line = "- priors given as auto: chosen by two-fold cross-validation on held-out counts (best held-out "
     line += f"log-likelihood {best:.1f}; every candidate's: spatial_scale_held_out_loglik in summary.json)"
-    return [line]
+    reuse = f"--prior-scale '{attrs.get('spatial_scale')}' --amplitude-scale {attrs.get('amplitude_scale', 'off')}"
+    reuse += f" --amplitude-prior {attrs.get('amplitude_prior', 'log')} --presence-prior {attrs.get('presence_prior', 'off')}"
+    return [line, f"- the same priors on another cube, without cross-validating again: `{reuse}`"]
 
 
 def _plain(v):

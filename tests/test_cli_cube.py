@@ -1,6 +1,7 @@
 """``bayes-unmix fit-cube``: outputs of a small fit, and one-line errors (exit 2, nothing written) on bad input."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -123,6 +124,15 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
     else:
         assert chosen == {"thermal": [float(best)] * 2, "synchrotron": [float(best)]}
 
+    # the report's line for reusing the chosen priors reproduces them without cross-validating
+    reuse = (out / "report.md").read_text().split("without cross-validating again: `")[1].split("`")[0]
+    again = tmp_path / "again"
+    result = runner.invoke(app, ["fit-cube", str(cube_file), *MODELS, "--out", str(again), *shlex.split(reuse), "-q"])
+    assert result.exit_code == 0, result.output
+    attrs_again = json.loads((again / "summary.json").read_text())["attrs"]
+    assert "spatial_scale_held_out_loglik" not in attrs_again
+    assert attrs_again["spatial_scale"] == attrs["spatial_scale"]
+
 
 def test_fit_cube_per_latent_prior_scales(cube_file, tmp_path):
     """Scales per component and latent as JSON (what an ``auto`` run records, reusable on the next cube)."""
@@ -162,6 +172,8 @@ def test_fit_cube_auto_amplitude_and_presence_priors_at_given_latent_scales(cube
         f"chosen by two-fold cross-validation on held-out counts (best held-out log-likelihood {best_score:.1f}"
         in report
     )
+    reuse = f"--prior-scale '0.1' --amplitude-scale {attrs['amplitude_scale']} --amplitude-prior ratio"
+    assert f"`{reuse} --presence-prior {attrs['presence_prior']}`" in report
     ratio_on = best != "given"  # the pixel prior then falls on the total alone
     assert ("log-normal pixel total around its counts, sd 10.0" in report) == ratio_on
     assert ("log-normal around pixel counts / components, sd 10.0" in report) == (not ratio_on)
