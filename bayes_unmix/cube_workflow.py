@@ -44,6 +44,12 @@ METHODS = ("map", "vi", "nuts", "pixel")
 AMPLITUDE_CANDIDATES = (0.3, 1.0, 3.0)
 # presence priors tried by presence_prior="auto" (besides off)
 PRESENCE_CANDIDATES = (0.5, 0.8, 0.95)
+# fit_cube's priors when none are given: the scales cross-validation chose on the toy and sGMCA scenes, as near as
+# one latent scale comes (kT and photon index 0.1, z 0.03), and the log-ratio prior at 1.0. At fit-cube's earlier
+# defaults (0.02, no amplitude prior) VI intervals covered the toy's kT 34 % and photon index 5 %
+# (benchmarks/cube_defaults.py)
+DEFAULT_SPATIAL_SCALE = 0.1
+DEFAULT_AMPLITUDE_SCALE = 1.0
 _AMPLITUDE_MAPS = {"log": "log amplitudes", "ratio": "log amplitude ratios"}
 
 
@@ -191,9 +197,9 @@ def fit_cube(
     method: str = "map",
     background=None,
     spatial_prior: str = "starlet",
-    spatial_scale: float | str | Mapping[str, float | Sequence[float]] = 0.02,
-    amplitude_scale: float | str | None = None,
-    amplitude_prior: str = "log",
+    spatial_scale: float | str | Mapping[str, float | Sequence[float]] = DEFAULT_SPATIAL_SCALE,
+    amplitude_scale: float | str | None = "default",
+    amplitude_prior: str = "default",
     amplitude_log_sd: float | str | None = 10.0,
     presence_prior: float | str | None = None,
     n_scales: int = 2,
@@ -214,11 +220,13 @@ def fit_cube(
     and latent (``{"thermal": [0.1, 0.03], "synchrotron": 0.1}``, or that mapping as a JSON string: scales an
     earlier ``auto`` run chose, from its report); or ``"auto"`` (one per latent map, cross-validated on halves
     of the counts by :func:`~bayes_unmix.inference.cube.select_spatial_scale` from the per-pixel MAP,
-    candidates 0.01, 0.03, 0.1, 0.3). ``amplitude_scale``: the same spatial prior on the log amplitude maps
-    (``amplitude_prior="log"``) or on the log ratio maps ``log(a_c / a_0)`` (``"ratio"``; see
-    :class:`~bayes_unmix.models.cube.CubeModel`): a number, ``None``/``"off"``, or ``"auto"`` (off or one
-    of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation; at the latent scales given, or after
-    choosing them when ``spatial_scale="auto"``). ``amplitude_log_sd``: the sd of each pixel's log-normal amplitudes
+    candidates 0.01, 0.03, 0.1, 0.3; default :data:`DEFAULT_SPATIAL_SCALE`). ``amplitude_scale``: the same
+    spatial prior on the log amplitude maps (``amplitude_prior="log"``) or on the log ratio maps
+    ``log(a_c / a_0)`` (``"ratio"``; see :class:`~bayes_unmix.models.cube.CubeModel`): a number,
+    ``None``/``"off"``, ``"auto"`` (off or one of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation;
+    at the latent scales given, or after choosing them when ``spatial_scale="auto"``), or ``"default"``
+    (:data:`DEFAULT_AMPLITUDE_SCALE`; off with ``spatial_prior="none"``). ``amplitude_prior``: ``"log"``,
+    ``"ratio"`` or ``"default"`` (ratio with two or more components, log with one). ``amplitude_log_sd``: the sd of each pixel's log-normal amplitudes
     (default 10: nearly flat in ``log a``, so faint components keep calibrated intervals; under the ratio prior
     it is on each pixel's total alone; see :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"``
     (exponential, flat in ``a``). ``presence_prior``: ``None``/``"off"`` (every component in every pixel) or the
@@ -234,6 +242,10 @@ def fit_cube(
         raise CubeFitError(f"unknown guide {guide!r}; use meanfield, lowrank or pixel")
     auto = spatial_scale == "auto"
     scale = 0.02 if auto else _spatial_scale(spatial_scale)
+    if amplitude_scale == "default":
+        amplitude_scale = DEFAULT_AMPLITUDE_SCALE if spatial_prior != "none" else None
+    if amplitude_prior == "default":
+        amplitude_prior = "ratio" if len(models) > 1 else "log"
     amplitude_auto = amplitude_scale == "auto"
     amplitude = None
     if not (amplitude_auto or amplitude_scale in (None, "off")):

@@ -111,7 +111,7 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
     attrs = json.loads((out / "summary.json").read_text())["attrs"]
     assert f"Whole-cube MAP: {attrs['iterations']} iterations (lbfgs), converged." in (out / "report.md").read_text()
     scores = json.loads(attrs["spatial_scale_held_out_loglik"])
-    assert {"0.01", "0.03", "0.1", "0.3"} <= set(scores) and attrs["amplitude_scale"] == "off"
+    assert {"0.01", "0.03", "0.1", "0.3"} <= set(scores) and attrs["amplitude_scale"] == 1.0  # the default
     assert all(np.isfinite(list(scores.values())))
     chosen = attrs["spatial_scale"]
     chosen = json.loads(chosen) if isinstance(chosen, str) else {"thermal": [chosen] * 2, "synchrotron": [chosen]}
@@ -132,6 +132,23 @@ def test_fit_cube_auto_prior_scale(cube_file, tmp_path):
     attrs_again = json.loads((again / "summary.json").read_text())["attrs"]
     assert "spatial_scale_held_out_loglik" not in attrs_again
     assert attrs_again["spatial_scale"] == attrs["spatial_scale"]
+
+
+def test_fit_cube_default_priors(cube_file, tmp_path):
+    """Without prior options: latent scale 0.1 and the log-ratio prior at 1.0 (the cross-validated choices on
+    the 94x94 scenes); one component has no ratio, so its log amplitude map gets the prior; no spatial
+    prior, no amplitude prior."""
+    cases = {
+        "two": (MODELS, {"spatial_scale": 0.1, "amplitude_scale": 1.0, "amplitude_prior": "ratio"}),
+        "one": (MODELS[:2], {"spatial_scale": 0.1, "amplitude_scale": 1.0, "amplitude_prior": "log"}),
+        "none": ([*MODELS, "--prior", "none"], {"spatial_prior": "none", "amplitude_scale": "off"}),
+    }
+    for label, (args, expected) in cases.items():
+        out = tmp_path / label
+        result = runner.invoke(app, ["fit-cube", str(cube_file), *args, "--out", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        attrs = json.loads((out / "summary.json").read_text())["attrs"]
+        assert {k: attrs[k] for k in expected} == expected, label
 
 
 def test_fit_cube_per_latent_prior_scales(cube_file, tmp_path):
