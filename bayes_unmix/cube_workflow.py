@@ -226,10 +226,10 @@ def fit_cube(
     ``None``/``"off"``, ``"auto"`` (off or one of :data:`AMPLITUDE_CANDIDATES`, by the same cross-validation;
     at the latent scales given, or after choosing them when ``spatial_scale="auto"``), or ``"default"``
     (:data:`DEFAULT_AMPLITUDE_SCALE`; off with ``spatial_prior="none"``). ``amplitude_prior``: ``"log"``,
-    ``"ratio"`` or ``"default"`` (ratio with two or more components, log with one). ``amplitude_log_sd``: the sd of each pixel's log-normal amplitudes
-    (default 10: nearly flat in ``log a``, so faint components keep calibrated intervals; under the ratio prior
-    it is on each pixel's total alone; see :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"``
-    (exponential, flat in ``a``). ``presence_prior``: ``None``/``"off"`` (every component in every pixel) or the
+    ``"ratio"`` or ``"default"`` (ratio with two or more components, log with one). ``amplitude_log_sd``: the
+    sd of each pixel's log-normal amplitudes (default 10: nearly flat in ``log a``, so faint components keep
+    calibrated intervals; under the ratio prior it is on each pixel's total alone; see
+    :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"`` (exponential, flat in ``a``). ``presence_prior``: ``None``/``"off"`` (every component in every pixel) or the
     prior probability that a component is present in a pixel (absent: amplitude exactly 0; maps of the posterior
     probability of presence are added; see :class:`~bayes_unmix.models.cube.CubeModel`), or ``"auto"`` (off or
     one of :data:`PRESENCE_CANDIDATES`, by the same cross-validation, after any scales).
