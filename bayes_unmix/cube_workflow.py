@@ -229,10 +229,11 @@ def fit_cube(
     ``"ratio"`` or ``"default"`` (ratio with two or more components, log with one). ``amplitude_log_sd``: the
     sd of each pixel's log-normal amplitudes (default 10: nearly flat in ``log a``, so faint components keep
     calibrated intervals; under the ratio prior it is on each pixel's total alone; see
-    :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"`` (exponential, flat in ``a``). ``presence_prior``: ``None``/``"off"`` (every component in every pixel) or the
-    prior probability that a component is present in a pixel (absent: amplitude exactly 0; maps of the posterior
-    probability of presence are added; see :class:`~bayes_unmix.models.cube.CubeModel`), or ``"auto"`` (off or
-    one of :data:`PRESENCE_CANDIDATES`, by the same cross-validation, after any scales).
+    :class:`~bayes_unmix.models.cube.CubeModel`) or ``None``/``"off"`` (exponential, flat in ``a``).
+    ``presence_prior``: ``None``/``"off"`` (every component in every pixel) or the prior probability that a
+    component is present in a pixel (absent: amplitude exactly 0; maps of the posterior probability of presence
+    are added; see :class:`~bayes_unmix.models.cube.CubeModel`), or ``"auto"`` (off or one of
+    :data:`PRESENCE_CANDIDATES`, by the same cross-validation, after any scales).
     ``n_scales``: starlet detail planes (2 won on held-out counts of the 94x94 toy cube over 3 and 4). Raises
     :class:`CubeFitError` before writing on bad input.
     """
@@ -241,6 +242,7 @@ def fit_cube(
     if guide not in ("meanfield", "lowrank", "pixel"):
         raise CubeFitError(f"unknown guide {guide!r}; use meanfield, lowrank or pixel")
     auto = spatial_scale == "auto"
+    # cross-validation starts its fold fits at 0.02 (where its measured choices were made), not at the default
     scale = 0.02 if auto else _spatial_scale(spatial_scale)
     if amplitude_scale == "default":
         amplitude_scale = DEFAULT_AMPLITUDE_SCALE if spatial_prior != "none" else None

@@ -23,13 +23,12 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from hyperspectral import scene_cube
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import load_components
-from bayes_unmix.inference.cube import CubeMAPConfig, cube_map_point
+from bayes_unmix.inference.cube import CubeMAPConfig, cube_map_point, held_out_log_likelihood
 from bayes_unmix.inference.cube_pixel import pixel_map_point
 from bayes_unmix.models.cube import CubeModel
 
@@ -52,9 +51,7 @@ def held_out_per_pixel(model: CubeModel, folds, starts, config: CubeMAPConfig) -
     total = np.zeros(model.n_pixels)
     for (x_fit, x_test), start in zip(folds, starts, strict=True):
         point = cube_map_point(model, x_fit, init=start, config=config, progress=False).point
-        theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in model.components}
-        rates = model.component_counts(jnp.asarray(point["amplitude"]), theta)
-        log_lik = model.held_out_observation(rates, None, model.to_pixels(x_fit)).log_prob(model.to_pixels(x_test))
+        log_lik = held_out_log_likelihood(model, point, x_fit, x_test)
         total += np.asarray(log_lik).reshape(model.n_pixels, -1).sum(-1)
     return total
 

@@ -51,6 +51,7 @@ __all__ = [
     "cube_map",
     "cube_map_point",
     "cube_nuts",
+    "held_out_log_likelihood",
     "neutral_point",
     "point_from_maps",
     "sample_sites",
@@ -355,6 +356,19 @@ def _start(model: CubeModel, counts, background, init, progress: bool) -> dict[s
 SCALE_CANDIDATES = (0.01, 0.03, 0.1, 0.3)
 
 
+def held_out_log_likelihood(model: CubeModel, point: dict, x_fit, x_test, *, background=None) -> jax.Array:
+    """Poisson log-likelihood of held-out counts ``x_test`` ``(E, H, W)`` at the rates of ``point`` (sites, a
+    MAP fitted to ``x_fit``), per pixel and channel ``(P, E)``, or per pixel ``(P,)`` under a presence prior,
+    whose configurations are weighted by their posterior given ``x_fit``
+    (:meth:`~bayes_unmix.models.cube.CubeModel.held_out_observation`). ``background``: expected counts of the
+    held-out half. The score of :func:`select_spatial_scale`."""
+    theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in model.components}
+    rates = model.component_counts(jnp.asarray(point["amplitude"]), theta)
+    b = None if background is None else model.to_pixels(background)
+    observation = model.held_out_observation(rates, b, model.to_pixels(x_fit))
+    return observation.log_prob(model.to_pixels(x_test))
+
+
 def select_spatial_scale(
     model: CubeModel,
     counts,
@@ -431,11 +445,7 @@ def select_spatial_scale(
         for (x_fit, x_test), warm in zip(folds, best_fits):
             point = cube_map_point(candidate, x_fit, background=bkg, init=warm, config=config, progress=False).point
             points.append(point)
-            theta = {c.name: jnp.asarray(point[f"theta_{c.name}"]) for c in model.components}
-            rates = candidate.component_counts(jnp.asarray(point["amplitude"]), theta)
-            b = None if bkg is None else candidate.to_pixels(bkg)
-            observation = candidate.held_out_observation(rates, b, candidate.to_pixels(x_fit))
-            total += float(jnp.sum(observation.log_prob(candidate.to_pixels(x_test))))
+            total += float(jnp.sum(held_out_log_likelihood(candidate, point, x_fit, x_test, background=bkg)))
         scored[config_key] = total
         if total > best_total:
             best_fits, best_total = points, total
