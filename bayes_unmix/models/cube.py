@@ -90,6 +90,7 @@ __all__ = [
     "CubeInputError",
     "CubeModel",
     "make_cube_model",
+    "make_latent_prior_model",
     "make_pixel_model",
     "point_log_jacobian",
     "poisson_cost",
@@ -546,7 +547,7 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
     # un-jitted code would compile every primitive separately (minutes on a loaded CPU)
     counts_fn = jax.jit(model.component_counts)
     parameter_fns = {c.name: jax.jit(c.parameters) for c in model.components}
-    spatial_fns = {c.name: jax.jit(functools.partial(_spatial_log_prior, model, c)) for c in model.components}
+    spatial_fns = _spatial_fns(model)
     defaults = prior_scales(model)
     amplitude_fn = jax.jit(functools.partial(_amplitude_log_prior, model))
 
@@ -561,11 +562,44 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
                 theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
                 numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))
             numpyro.sample("obs", model.observation(counts_fn(amplitude, theta), background), obs=counts)
-        if model.spatial_prior != "none":
-            for c in model.components:
-                numpyro.factor(f"spatial_{c.name}", spatial_fns[c.name](theta[c.name], scales["latent"][c.name]))
+        _spatial_factors(model, spatial_fns, theta, scales["latent"])
         if model.amplitude_scale is not None:
             numpyro.factor("spatial_amplitude", amplitude_fn(amplitude, scales["amplitude"]))
+
+    return program
+
+
+def _spatial_fns(model: CubeModel) -> dict[str, Callable]:
+    return {c.name: jax.jit(functools.partial(_spatial_log_prior, model, c)) for c in model.components}
+
+
+def _spatial_factors(model: CubeModel, spatial_fns: dict, theta: dict, scales: dict) -> None:
+    """One factor ``spatial_<name>`` per component: the spatial prior of its latent maps."""
+    if model.spatial_prior != "none":
+        for c in model.components:
+            numpyro.factor(f"spatial_{c.name}", spatial_fns[c.name](theta[c.name], scales[c.name]))
+
+
+def make_latent_prior_model(model: CubeModel) -> Callable[[], None]:
+    """The NumPyro program ``program()`` of the latent maps' prior alone: each pixel's latent prior and the
+    spatial prior at the model's scales, without amplitudes or data.
+
+    Its sites are :func:`make_cube_model`'s ``theta_<name>`` ``(P, n_latent)`` and ``<name>_parameters``.
+    The starlet prior is an analysis prior (a density on the map's detail coefficients), which has no direct
+    sampler: NUTS on this program draws latent maps from it, the truths of prior-predictive cubes on which
+    posterior intervals must cover at their nominal rate (``benchmarks/cube_prior_coverage.py``).
+    """
+    parameter_fns = {c.name: jax.jit(c.parameters) for c in model.components}  # see make_cube_model
+    spatial_fns = _spatial_fns(model)
+    scales = prior_scales(model)["latent"]
+
+    def program() -> None:
+        theta = {}
+        with numpyro.plate("pixel", model.n_pixels):
+            for c in model.components:
+                theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
+                numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))
+        _spatial_factors(model, spatial_fns, theta, scales)
 
     return program
 
