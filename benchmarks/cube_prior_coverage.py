@@ -110,11 +110,16 @@ def main() -> None:
     table = {}
     for kind in ("prior", "toy"):
         maps = [row["maps"] for row in rows if row["truth"] == kind]
-        table[kind] = {m: _mean_se([s[m]["coverage"] for s in maps]) | {"rmse": _mean_se([s[m]["rmse"] for s in maps])} for m in MAPS}
+        table[kind] = {
+            m: _mean_se([s[m]["coverage"] for s in maps]) | {"rmse": _mean_se([s[m]["rmse"] for s in maps])}
+            for m in MAPS
+        }
         cells = [f"{t['mean']:.3f} ({t['se']:.3f}) \\| {t['rmse']['mean']:.3g}" for t in table[kind].values()]
         print(f"| {kind} | " + " | ".join(cells) + " |")
     args.out.write_text(
-        json.dumps({"settings": {**vars(args), "priors": PRIORS}, "summary": table, "replicates": rows}, indent=1, default=str)
+        json.dumps(
+            {"settings": {**vars(args), "priors": PRIORS}, "summary": table, "replicates": rows}, indent=1, default=str
+        )
     )
     print(f"wrote {args.out}")
 

@@ -14,6 +14,7 @@ from bayes_unmix.models.cube import (
     CubeInputError,
     CubeModel,
     make_cube_model,
+    make_latent_prior_model,
     make_pixel_model,
     point_log_jacobian,
     poisson_cost,
@@ -225,6 +226,30 @@ def test_smoothness_prior_is_a_normalised_density_of_the_map():
             exact += 0.5 * log_pdet
             gaps.append(float(_spatial_log_prior(model, comp, jnp.asarray(theta)[:, None])) - exact)
     assert np.ptp(gaps) < 1e-9
+
+
+def test_latent_prior_draws_have_the_smoothness_priors_spread():
+    """NUTS on the latent prior alone: neighbours differ as the Gaussian Markov random field of the smoothness
+    prior says, E (x_a - x_b)^2 = s^2 d^T Q^+ d (the box bound is 25 s away), and the photon index maps follow."""
+    from numpyro.infer import MCMC, NUTS
+
+    comp = PowerLaw()
+    h = w = 5
+    grid = np.arange(h * w).reshape(h, w)
+    pairs = list(zip(grid[:, :-1].ravel(), grid[:, 1:].ravel())) + list(zip(grid[:-1].ravel(), grid[1:].ravel()))
+    d = np.zeros((len(pairs), h * w))
+    for row, (a, b) in enumerate(pairs):
+        d[row, a], d[row, b] = -1.0, 1.0
+    expected = np.mean(np.einsum("kp,pq,kq->k", d, np.linalg.pinv(d.T @ d), d))
+    model = CubeModel((comp,), h, w, spatial_prior="smooth", spatial_scale=0.02)
+    mcmc = MCMC(NUTS(make_latent_prior_model(model)), num_warmup=300, num_samples=500, num_chains=2,
+                chain_method="vectorized", progress_bar=False)  # fmt: skip
+    mcmc.run(jax.random.key(0))
+    draws = mcmc.get_samples()
+    theta = np.asarray(draws["theta_synchrotron"])[..., 0]  # (draws, P)
+    sigma = 0.02 * 2.0
+    assert np.mean((d @ theta.T) ** 2) / (sigma**2 * expected) == pytest.approx(1.0, abs=0.1)
+    np.testing.assert_allclose(draws["synchrotron_parameters"][..., 0], comp.parameters(theta), rtol=1e-12)
 
 
 def _amplitude_case():
