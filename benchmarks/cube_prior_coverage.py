@@ -6,15 +6,16 @@ rougher than the truth are conservative) or the inference (the per-pixel-guide V
 script tells them apart. It draws the latent maps from the model's own prior (NUTS on
 :func:`~bayes_unmix.models.cube.make_latent_prior_model`, the last draw of each of ``--replicates`` chains), keeps
 the toy's amplitude maps, simulates Poisson counts through the same spectral models (no surrogate error), and fits
-each cube through the user's path, :func:`~bayes_unmix.cube_workflow.fit_cube` with ``method="vi"``, at the priors
-that drew it. Where the inference is right, the intervals cover 90 % of those truths on average over replicates.
-The toy's own smooth truths (same amplitudes, same seeds) are fitted alongside for contrast.
+each cube through the user's path, :func:`~bayes_unmix.cube_workflow.fit_cube` with ``method="vi"`` (or ``--method
+nuts``: NUTS on the joint model, the exact posterior, for small cubes), at the priors that drew it. Where the
+inference is right, the intervals cover 90 % of those truths on average over replicates. The toy's own smooth truths
+(same amplitudes, same seeds) are fitted alongside for contrast.
 
 Priors: the cross-validated latent scales of both scenes (kT 0.1, z 0.03, photon index 0.1), the log-ratio prior at
 1.0 and log-normal pixel totals (the demo's; the amplitude maps are the toy's, not prior draws).
 
-Run ``.venv/bin/python benchmarks/cube_prior_coverage.py`` (32x32, 6 replicates, about 10 minutes on 2 cores);
-writes ``benchmarks/results/cube_prior_coverage.json``.
+Run ``.venv/bin/python benchmarks/cube_prior_coverage.py`` (32x32, 6 replicates, about 18 minutes on 2 cores);
+writes ``benchmarks/results/cube_prior_coverage_<method>_<size>.json``.
 """
 
 from __future__ import annotations
@@ -83,9 +84,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--replicates", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=500, help="NUTS warm-up steps of the prior chains")
+    parser.add_argument("--method", choices=("vi", "nuts"), default="vi")
     parser.add_argument("--vi-steps", type=int, default=1500)
-    parser.add_argument("--out", type=Path, default=RESULTS / "cube_prior_coverage.json")
+    parser.add_argument("--nuts-draws", type=int, default=300, help="warm-up and kept draws of each of 2 chains")
+    parser.add_argument("--truths", nargs="+", choices=("prior", "toy"), default=["prior", "toy"])
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: results/cube_prior_coverage_<method>_<size>.json"
+    )
     args = parser.parse_args()
+    out = args.out or RESULTS / f"cube_prior_coverage_{args.method}_{args.size}.json"
+    inference = (
+        {"vi_steps": args.vi_steps}
+        if args.method == "vi"
+        else {"num_warmup": args.nuts_draws, "num_samples": args.nuts_draws, "chains": 2}
+    )
 
     components = dict(zip(MODELS, load_components(MODELS), strict=True))
     model = CubeModel(tuple(components.values()), args.size, args.size, **PRIORS)
@@ -94,11 +106,13 @@ def main() -> None:
     for r, theta in enumerate(latents):
         seed = args.seed + r
         toy = toy_remnant_cube(seed, size=args.size, radius=41.0 * args.size / 94)
-        for truth_kind, cube in (("prior", prior_cube(model, toy, theta, seed)), ("toy", toy)):
+        cubes = {"prior": prior_cube(model, toy, theta, seed), "toy": toy}
+        for truth_kind in args.truths:
+            cube = cubes[truth_kind]
             start = time.perf_counter()
             with tempfile.TemporaryDirectory() as out_dir:
                 tree, _ = fit_cube(
-                    cube, components, out_dir, method="vi", vi_steps=args.vi_steps, seed=seed, progress=False,
+                    cube, components, out_dir, method=args.method, seed=seed, progress=False, **inference,
                     **PRIORS,
                 )  # fmt: skip
             summary = {m: cube_summary(tree, cube.truth)[m] for m in MAPS}
@@ -108,7 +122,7 @@ def main() -> None:
     print("\nCoverage of 90 % intervals, mean over replicates (standard error) | RMSE of the posterior mean")
     print("| truth | " + " | ".join(MAPS) + " |\n" + "|---" * (len(MAPS) + 1) + "|")
     table = {}
-    for kind in ("prior", "toy"):
+    for kind in args.truths:
         maps = [row["maps"] for row in rows if row["truth"] == kind]
         table[kind] = {
             m: _mean_se([s[m]["coverage"] for s in maps]) | {"rmse": _mean_se([s[m]["rmse"] for s in maps])}
@@ -116,12 +130,14 @@ def main() -> None:
         }
         cells = [f"{t['mean']:.3f} ({t['se']:.3f}) \\| {t['rmse']['mean']:.3g}" for t in table[kind].values()]
         print(f"| {kind} | " + " | ".join(cells) + " |")
-    args.out.write_text(
+    out.write_text(
         json.dumps(
-            {"settings": {**vars(args), "priors": PRIORS}, "summary": table, "replicates": rows}, indent=1, default=str
+            {"settings": {**vars(args), "out": str(out), "priors": PRIORS}, "summary": table, "replicates": rows},
+            indent=1,
+            default=str,
         )
     )
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 def _mean_se(values: list[float]) -> dict[str, float]:
