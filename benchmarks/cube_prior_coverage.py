@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from numpyro.distributions.transforms import biject_to
 from numpyro.infer import MCMC, NUTS
 
 import bayes_unmix  # noqa: F401  (float64)
@@ -48,7 +50,20 @@ MAPS = ("thermal_kT_keV", "thermal_z", "synchrotron_photon_index", "amplitude[th
 
 def prior_latents(model: CubeModel, key: jax.Array, n: int, num_warmup: int) -> list[dict[str, np.ndarray]]:
     """``n`` independent draws of the latent maps ``{name: (P, n_latent)}`` from the model's prior: the last
-    draw of each of ``n`` NUTS chains after ``num_warmup`` warm-up steps."""
+    draw of each of ``n`` NUTS chains after ``num_warmup`` warm-up steps.
+
+    Each chain starts from a constant map at a uniform level inside the box: the detail planes mix within the
+    warm-up, the level of a map (a flat direction of the spatial prior, bounded only by the box) hardly moves,
+    and from pixels started independently it would sit at the box's centre in every chain."""
+    init_key, key = jax.random.split(key)
+    init = {}
+    for c in model.components:
+        low, high = (np.asarray(b, dtype=np.float64) for b in c.theta_bounds)
+        level = jax.random.uniform(jax.random.fold_in(init_key, len(init)), (n, 1, c.n_latent))
+        constant = low + (high - low) * (0.05 + 0.9 * level)
+        init[f"theta_{c.name}"] = biject_to(model.latent_support(c)).inv(
+            jnp.broadcast_to(constant, (n, model.n_pixels, c.n_latent))
+        )
     mcmc = MCMC(
         NUTS(make_latent_prior_model(model)),
         num_warmup=num_warmup,
@@ -57,7 +72,7 @@ def prior_latents(model: CubeModel, key: jax.Array, n: int, num_warmup: int) -> 
         chain_method="vectorized",
         progress_bar=False,
     )
-    mcmc.run(key)
+    mcmc.run(key, init_params=init)
     draws = mcmc.get_samples(group_by_chain=True)
     return [{c.name: np.asarray(draws[f"theta_{c.name}"][i, -1]) for c in model.components} for i in range(n)]
 
