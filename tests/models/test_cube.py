@@ -198,6 +198,16 @@ def test_spatial_prior_prefers_smooth_maps(prior):
     assert factor(const) == pytest.approx(factor(jnp.zeros_like(smooth)), rel=1e-12)
 
 
+def _difference_matrix(h: int, w: int) -> np.ndarray:
+    """The differences of horizontally and vertically adjacent pixels of an ``h`` x ``w`` map, ``(pairs, h w)``."""
+    grid = np.arange(h * w).reshape(h, w)
+    pairs = list(zip(grid[:, :-1].ravel(), grid[:, 1:].ravel())) + list(zip(grid[:-1].ravel(), grid[1:].ravel()))
+    d = np.zeros((len(pairs), h * w))
+    for row, (a, b) in enumerate(pairs):
+        d[row, a], d[row, b] = -1.0, 1.0
+    return d
+
+
 def test_smoothness_prior_is_a_normalised_density_of_the_map():
     """The smoothness prior equals the Gaussian density of the map on the non-constant directions (its
     normaliser is s^-(P - 1), whatever the number of differences), up to a constant that does not depend on s."""
@@ -206,12 +216,7 @@ def test_smoothness_prior_is_a_normalised_density_of_the_map():
     comp = PowerLaw()
     low, high = (float(np.ravel(b)[0]) for b in comp.theta_bounds)
     h, w = 2, 3
-    grid = np.arange(h * w).reshape(h, w)
-    pairs = [(a, b) for a, b in zip(grid[:, :-1].ravel(), grid[:, 1:].ravel())]
-    pairs += [(a, b) for a, b in zip(grid[:-1].ravel(), grid[1:].ravel())]
-    d = np.zeros((len(pairs), h * w))
-    for row, (a, b) in enumerate(pairs):
-        d[row, a], d[row, b] = -1.0, 1.0
+    d = _difference_matrix(h, w)
     q = d.T @ d
     eig = np.linalg.eigvalsh(q)
     log_pdet = np.sum(np.log(eig[eig > 1e-9]))
@@ -235,11 +240,7 @@ def test_latent_prior_draws_have_the_smoothness_priors_spread():
 
     comp = PowerLaw()
     h = w = 5
-    grid = np.arange(h * w).reshape(h, w)
-    pairs = list(zip(grid[:, :-1].ravel(), grid[:, 1:].ravel())) + list(zip(grid[:-1].ravel(), grid[1:].ravel()))
-    d = np.zeros((len(pairs), h * w))
-    for row, (a, b) in enumerate(pairs):
-        d[row, a], d[row, b] = -1.0, 1.0
+    d = _difference_matrix(h, w)
     expected = np.mean(np.einsum("kp,pq,kq->k", d, np.linalg.pinv(d.T @ d), d))
     model = CubeModel((comp,), h, w, spatial_prior="smooth", spatial_scale=0.02)
     mcmc = MCMC(NUTS(make_latent_prior_model(model)), num_warmup=300, num_samples=500, num_chains=2,
