@@ -301,7 +301,11 @@ def fit_cube(
     ] = 2,
     steps: Annotated[int, typer.Option(min=1, help="VI steps.")] = 1500,
     guide: Annotated[
-        str, typer.Option(help="VI guide: pixel (full covariance within each pixel), meanfield or lowrank.")
+        str,
+        typer.Option(
+            help="VI guide: pixel (full covariance within each pixel), spatial (those, correlated between neighbours: "
+            "use it with --prior smooth), meanfield or lowrank."
+        ),
     ] = "pixel",
     num_warmup: Annotated[int, typer.Option(min=1, help="NUTS warm-up steps.")] = 300,
     num_samples: Annotated[int, typer.Option(min=1, help="NUTS draws per chain.")] = 300,
