@@ -12,10 +12,12 @@ inference is right, the intervals cover 90 % of those truths on average over rep
 (same amplitudes, same seeds) are fitted alongside for contrast.
 
 Priors: the cross-validated latent scales of both scenes (kT 0.1, z 0.03, photon index 0.1), the log-ratio prior at
-1.0 and log-normal pixel totals (the demo's; the amplitude maps are the toy's, not prior draws).
+1.0 and log-normal pixel totals (the demo's; the amplitude maps are the toy's, not prior draws), on the starlet or
+(``--spatial-prior smooth``) the smoothness prior. ``--guide spatial`` fits VI with the guide that correlates
+neighbouring pixels.
 
 Run ``.venv/bin/python benchmarks/cube_prior_coverage.py`` (32x32, 6 replicates, about 18 minutes on 2 cores);
-writes ``benchmarks/results/cube_prior_coverage_<method>_<size>.json``.
+writes ``benchmarks/results/cube_prior_coverage_<method>[-<guide>][-smooth]_<size>.json``.
 """
 
 from __future__ import annotations
@@ -101,21 +103,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500, help="NUTS warm-up steps of the prior chains")
     parser.add_argument("--method", choices=("vi", "nuts"), default="vi")
     parser.add_argument("--vi-steps", type=int, default=1500)
+    parser.add_argument("--guide", choices=("pixel", "spatial"), default="pixel", help="VI guide")
+    parser.add_argument("--spatial-prior", choices=("starlet", "smooth"), default="starlet")
     parser.add_argument("--nuts-draws", type=int, default=300, help="warm-up and kept draws of each of 2 chains")
     parser.add_argument("--truths", nargs="+", choices=("prior", "toy"), default=["prior", "toy"])
-    parser.add_argument(
-        "--out", type=Path, default=None, help="default: results/cube_prior_coverage_<method>_<size>.json"
-    )
+    parser.add_argument("--out", type=Path, default=None, help="default: results/cube_prior_coverage_<run>.json")
     args = parser.parse_args()
-    out = args.out or RESULTS / f"cube_prior_coverage_{args.method}_{args.size}.json"
+    priors = {**PRIORS, "spatial_prior": args.spatial_prior}
+    run = args.method + (f"-{args.guide}" if args.method == "vi" and args.guide != "pixel" else "")
+    run += "-smooth" if args.spatial_prior == "smooth" else ""
+    out = args.out or RESULTS / f"cube_prior_coverage_{run}_{args.size}.json"
     inference = (
-        {"vi_steps": args.vi_steps}
+        {"vi_steps": args.vi_steps, "guide": args.guide}
         if args.method == "vi"
         else {"num_warmup": args.nuts_draws, "num_samples": args.nuts_draws, "chains": 2}
     )
 
     components = dict(zip(MODELS, load_components(MODELS), strict=True))
-    model = CubeModel(tuple(components.values()), args.size, args.size, **PRIORS)
+    model = CubeModel(tuple(components.values()), args.size, args.size, **priors)
     latents = prior_latents(model, jax.random.key(args.seed), args.replicates, args.warmup)
     rows = []
     for r, theta in enumerate(latents):
@@ -128,7 +133,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out_dir:
                 tree, _ = fit_cube(
                     cube, components, out_dir, method=args.method, seed=seed, progress=False, **inference,
-                    **PRIORS,
+                    **priors,
                 )  # fmt: skip
             summary = {m: cube_summary(tree, cube.truth)[m] for m in MAPS}
             rows.append({"replicate": r, "truth": truth_kind, "seconds": time.perf_counter() - start, "maps": summary})
@@ -147,7 +152,7 @@ def main() -> None:
         print(f"| {kind} | " + " | ".join(cells) + " |")
     out.write_text(
         json.dumps(
-            {"settings": {**vars(args), "out": str(out), "priors": PRIORS}, "summary": table, "replicates": rows},
+            {"settings": {**vars(args), "out": str(out), "priors": priors}, "summary": table, "replicates": rows},
             indent=1,
             default=str,
         )
