@@ -16,8 +16,10 @@ Priors: the cross-validated latent scales of both scenes (kT 0.1, z 0.03, photon
 (``--spatial-prior smooth``) the smoothness prior. ``--guide spatial`` fits VI with the guide that correlates
 neighbouring pixels.
 
-Run ``.venv/bin/python benchmarks/cube_prior_coverage.py`` (32x32, 6 replicates, about 18 minutes on 2 cores);
-writes ``benchmarks/results/cube_prior_coverage_<method>[-<guide>][-smooth]_<size>.json``.
+Run ``.venv/bin/python benchmarks/cube_prior_coverage.py`` (32x32, 6 replicates, about 20 minutes on 2 cores), or
+``--size 16 --replicates 4 --truths prior`` with ``--guide spatial``, ``--spatial-prior smooth`` or ``--method
+nuts`` (VI 10 s, NUTS 7-14 minutes per cube); writes
+``benchmarks/results/cube_prior_coverage_<method>[-<guide>][-smooth]_<size>.json``.
 """
 
 from __future__ import annotations
