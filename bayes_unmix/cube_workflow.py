@@ -239,8 +239,10 @@ def fit_cube(
     """
     if method not in METHODS:
         raise CubeFitError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    if guide not in ("meanfield", "lowrank", "pixel", "spatial"):
-        raise CubeFitError(f"unknown guide {guide!r}; use pixel, spatial, meanfield or lowrank")
+    from bayes_unmix.inference.cube_vi import GUIDES
+
+    if guide not in GUIDES:
+        raise CubeFitError(f"unknown guide {guide!r}; use {', '.join(GUIDES)}")
     auto = spatial_scale == "auto"
     # cross-validation starts its fold fits at 0.02 (where its measured choices were made), not at the default
     scale = 0.02 if auto else _spatial_scale(spatial_scale)

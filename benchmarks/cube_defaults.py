@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hyperspectral import scene_cube
+from hyperspectral import CV_SCALES, scene_cube
+from hyperspectral import SUMMARY_MAPS as MAPS
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import cube_summary, fit_cube, load_components
@@ -40,10 +41,9 @@ SETTINGS = {
     "scale0.02": {"spatial_scale": 0.02},
     "scale0.03+ratio1": {"spatial_scale": 0.03, **RATIO},
     "scale0.1+ratio1": {"spatial_scale": 0.1, **RATIO},
-    "cv": {"spatial_scale": {"thermal": [0.1, 0.03], "synchrotron": [0.1]}, **RATIO},
-    "cv+gamma0.03": {"spatial_scale": {"thermal": [0.1, 0.03], "synchrotron": [0.03]}, **RATIO},
+    "cv": {"spatial_scale": CV_SCALES, **RATIO},
+    "cv+gamma0.03": {"spatial_scale": {**CV_SCALES, "synchrotron": [0.03]}, **RATIO},
 }
-MAPS = ("thermal_kT_keV", "thermal_z", "synchrotron_photon_index", "amplitude[thermal]", "amplitude[synchrotron]")
 
 
 def main() -> None:

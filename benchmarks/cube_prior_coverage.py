@@ -33,23 +33,24 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from hyperspectral import CV_SCALES, scene_cube
+from hyperspectral import SUMMARY_MAPS as MAPS
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer import MCMC, NUTS
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import cube_summary, fit_cube, load_components
-from bayes_unmix.data.cube import Cube, CubeTruth, toy_remnant_cube
+from bayes_unmix.data.cube import Cube, CubeTruth
 from bayes_unmix.models.cube import CubeModel, make_latent_prior_model
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = {"thermal": "xray_thermal", "synchrotron": "xray_synchrotron"}
 PRIORS = {
-    "spatial_scale": {"thermal": [0.1, 0.03], "synchrotron": [0.1]},
+    "spatial_scale": CV_SCALES,
     "amplitude_scale": 1.0,
     "amplitude_prior": "ratio",
     "amplitude_log_sd": 10.0,
 }
-MAPS = ("thermal_kT_keV", "thermal_z", "synchrotron_photon_index", "amplitude[thermal]", "amplitude[synchrotron]")
 
 
 def prior_latents(model: CubeModel, key: jax.Array, n: int, num_warmup: int) -> list[dict[str, np.ndarray]]:
@@ -127,7 +128,7 @@ def main() -> None:
     rows = []
     for r, theta in enumerate(latents):
         seed = args.seed + r
-        toy = toy_remnant_cube(seed, size=args.size, radius=41.0 * args.size / 94)
+        toy = scene_cube("toy", seed, args.size)
         cubes = {"prior": prior_cube(model, toy, theta, seed), "toy": toy}
         for truth_kind in args.truths:
             cube = cubes[truth_kind]

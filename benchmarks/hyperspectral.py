@@ -64,6 +64,16 @@ RESULTS = Path(__file__).parent / "results" / "hyperspectral.json"
 SGMCA_MAPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xray_sgmca" / "source_maps.npz"
 REFERENCE_S_PER_ITER = 1.14
 PARAMS = (("thermal", 0, "kT_keV"), ("thermal", 1, "z"), ("synchrotron", 0, "photon_index"))
+# the latent scales ``--prior-scale auto`` chose on both 94x94 scenes (kT, z; photon index)
+CV_SCALES = {"thermal": [0.1, 0.03], "synchrotron": [0.1]}
+# the maps of cube_summary that the cube benchmarks tabulate
+SUMMARY_MAPS = (
+    "thermal_kT_keV",
+    "thermal_z",
+    "synchrotron_photon_index",
+    "amplitude[thermal]",
+    "amplitude[synchrotron]",
+)
 
 
 def scene_cube(scene: str, seed: int, size: int = 94):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from hyperspectral import scene_cube
+from hyperspectral import CV_SCALES, scene_cube
 
 import bayes_unmix  # noqa: F401  (float64)
 from bayes_unmix.cube_workflow import load_components
@@ -37,11 +37,10 @@ COMPONENTS = {
     "iae": {"thermal": "xray_thermal", "synchrotron": "xray_synchrotron"},
     "simulator": {"thermal": "simulator:thermal", "synchrotron": "simulator:synchrotron"},
 }
-CHOSEN = {"thermal": [0.1, 0.03], "synchrotron": [0.1]}
 CHANGES = {
-    "photon index 0.03": {"thermal": [0.1, 0.03], "synchrotron": [0.03]},
-    "z 0.01": {"thermal": [0.1, 0.01], "synchrotron": [0.1]},
-    "kT 0.03": {"thermal": [0.03, 0.03], "synchrotron": [0.1]},
+    "photon index 0.03": {**CV_SCALES, "synchrotron": [0.03]},
+    "z 0.01": {**CV_SCALES, "thermal": [0.1, 0.01]},
+    "kT 0.03": {**CV_SCALES, "thermal": [0.03, 0.03]},
 }
 BLOCKS = (1, 2, 4, 8)
 
@@ -79,7 +78,7 @@ def main() -> None:
         load_components(COMPONENTS[args.components]),
         args.size,
         args.size,
-        spatial_scale=CHOSEN,
+        spatial_scale=CV_SCALES,
         amplitude_scale=1.0,
         amplitude_prior="ratio",
         amplitude_log_sd=10.0,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Literal
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +40,10 @@ from bayes_unmix.inference.cube import _data, _start, _supports, sample_sites
 from bayes_unmix.inference.cube_convert import to_cube_datatree
 from bayes_unmix.models.cube import CubeModel, make_cube_model
 
-__all__ = ["cube_vi"]
+__all__ = ["GUIDES", "cube_vi"]
+
+Guide = Literal["pixel", "spatial", "meanfield", "lowrank"]
+GUIDES: tuple[str, ...] = get_args(Guide)
 
 
 class _TotalAndShares:
@@ -106,7 +109,7 @@ def _pixel_block_guide(model: CubeModel, start: dict[str, jax.Array], init_scale
     loc0 = jnp.concatenate([amplitudes.inv(start["amplitude"]), *unconstrained], axis=-1)  # (P, D)
     n_pixels, d = loc0.shape
     tril0 = jnp.broadcast_to(init_scale * jnp.eye(d), (n_pixels, d, d))
-    smoothing = _smoothing_eigenvalues(model.height, model.width)  # (2, H, W)
+    smoothing = _smoothing_eigenvalues(model.height, model.width) if spatial else None  # (2, H, W)
 
     def guide(counts, background=None):
         loc = numpyro.param("pixel_loc", loc0)
@@ -145,7 +148,7 @@ def cube_vi(
     counts,
     *,
     key: jax.Array,
-    guide: Literal["meanfield", "lowrank", "pixel", "spatial"] = "pixel",
+    guide: Guide = "pixel",
     steps: int = 2000,
     learning_rate: float = 0.05,
     num_draws: int = 200,
@@ -166,9 +169,9 @@ def cube_vi(
     amplitude intervals are about 2/3 as wide as NUTS') or ``"spatial"`` (those blocks, then a learned
     smoothing across pixels: under the smoothness prior its photon-index intervals cover 0.88 of truths drawn
     from the prior where the pixel guide's cover 0.78 and NUTS' 0.94, ``benchmarks/cube_prior_coverage.py``;
-    under the starlet prior it changes nothing). The guide starts at the MAP point with scales ``init_scale`` (unconstrained
-    units: ~10 % on the amplitudes); Adam with cosine decay from
-    ``learning_rate`` for ``steps`` steps (one ELBO particle), then ``num_draws`` draws of the guide.
+    under the starlet prior it changes nothing). The guide starts at the MAP point with scales ``init_scale``
+    (unconstrained units: ~10 % on the amplitudes); Adam with cosine decay from ``learning_rate`` for ``steps``
+    steps (one ELBO particle), then ``num_draws`` draws of the guide.
 
     The guide must travel from the mode to the mean: skewed marginals (a photon index barely constrained in
     faint pixels) put them a posterior sd or more apart. At a rate of 0.01 the pixel guide had not got there
@@ -178,8 +181,8 @@ def cube_vi(
     tenth of the steps by more than three standard errors of its noise; ``elbo_gain_last_tenth`` (nats) is
     in the attrs either way, and 0.01 nats per unknown is tolerated.
     """
-    if guide not in ("meanfield", "lowrank", "pixel", "spatial"):
-        raise ValueError(f"unknown guide {guide!r}; use 'meanfield', 'lowrank', 'pixel' or 'spatial'")
+    if guide not in GUIDES:
+        raise ValueError(f"unknown guide {guide!r}; use one of {', '.join(GUIDES)}")
     x, bkg, _ = _data(model, counts, background)
     start = _start(model, counts, background, init, progress)
     program = make_cube_model(model)

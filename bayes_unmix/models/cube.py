@@ -555,18 +555,24 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
         scales = defaults if scales is None else scales
         n_pixels = counts.shape[0]
         total = counts.sum(-1)
-        theta = {}
         with numpyro.plate("pixel", n_pixels):
             amplitude = numpyro.sample("amplitude", _pixel_amplitude_prior(model, total))
-            for c in model.components:
-                theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
-                numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))
+            theta = _latent_sites(model, parameter_fns)
             numpyro.sample("obs", model.observation(counts_fn(amplitude, theta), background), obs=counts)
         _spatial_factors(model, spatial_fns, theta, scales["latent"])
         if model.amplitude_scale is not None:
             numpyro.factor("spatial_amplitude", amplitude_fn(amplitude, scales["amplitude"]))
 
     return program
+
+
+def _latent_sites(model: CubeModel, parameter_fns: dict) -> dict[str, jax.Array]:
+    """Each component's ``theta_<name>`` site and its ``<name>_parameters`` (inside the pixel plate)."""
+    theta = {}
+    for c in model.components:
+        theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
+        numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))
+    return theta
 
 
 def _spatial_fns(model: CubeModel) -> dict[str, Callable]:
@@ -594,11 +600,8 @@ def make_latent_prior_model(model: CubeModel) -> Callable[[], None]:
     scales = prior_scales(model)["latent"]
 
     def program() -> None:
-        theta = {}
         with numpyro.plate("pixel", model.n_pixels):
-            for c in model.components:
-                theta[c.name] = numpyro.sample(f"theta_{c.name}", _theta_prior(c, model.on_simplex(c)))
-                numpyro.deterministic(f"{c.name}_parameters", parameter_fns[c.name](theta[c.name]))
+            theta = _latent_sites(model, parameter_fns)
         _spatial_factors(model, spatial_fns, theta, scales)
 
     return program
