@@ -296,6 +296,14 @@ def fit_cube(
             "(off, 0.5, 0.8 or 0.95 by the same cross-validation)."
         ),
     ] = "off",
+    learn_scales: Annotated[
+        bool,
+        typer.Option(
+            "--learn-scales",
+            help="Infer each latent map's prior scale with the maps (vi, nuts), starting at --prior-scale: one fit "
+            "instead of cross-validation; the learned scales are in the report.",
+        ),
+    ] = False,
     starlet_scales: Annotated[
         int, typer.Option(min=1, help="Starlet detail planes of the starlet prior (needs images wider than 2^N px).")
     ] = 2,
@@ -331,6 +339,7 @@ def fit_cube(
             amplitude_prior=amplitude_prior,
             amplitude_log_sd=amplitude_log_sd,
             presence_prior=presence_prior,
+            learn_scales=learn_scales,
             n_scales=starlet_scales,
             vi_steps=steps,
             guide=guide,

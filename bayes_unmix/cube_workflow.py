@@ -50,6 +50,9 @@ PRESENCE_CANDIDATES = (0.5, 0.8, 0.95)
 # (benchmarks/cube_defaults.py)
 DEFAULT_SPATIAL_SCALE = 0.1
 DEFAULT_AMPLITUDE_SCALE = 1.0
+# the log-uniform hyperprior of learned latent scales (learn_scales=True): fractions of each latent's range, wide
+# around the cross-validation's candidates
+SCALE_HYPERPRIOR = (0.001, 1.0)
 _AMPLITUDE_MAPS = {"log": "log amplitudes", "ratio": "log amplitude ratios"}
 
 
@@ -169,6 +172,7 @@ def _build_model(
     amplitude_log_sd: float | None,
     n_scales: int,
     presence_prior: float | None = None,
+    scale_hyperprior: tuple[float, float] | None = None,
 ) -> CubeModel:
     channels = {c.name: int(c.n_channels) for c in components}
     if any(n != counts.shape[0] for n in channels.values()):
@@ -184,6 +188,7 @@ def _build_model(
             amplitude_prior=amplitude_prior,
             amplitude_log_sd=amplitude_log_sd,
             presence_prior=presence_prior,
+            scale_hyperprior=scale_hyperprior,
         )
     except CubeInputError as exc:
         raise CubeFitError(str(exc)) from None
@@ -202,6 +207,7 @@ def fit_cube(
     amplitude_prior: str = "default",
     amplitude_log_sd: float | str | None = 10.0,
     presence_prior: float | str | None = None,
+    learn_scales: bool = False,
     n_scales: int = 2,
     vi_steps: int = 1500,
     guide: str = "pixel",
@@ -233,7 +239,10 @@ def fit_cube(
     ``presence_prior``: ``None``/``"off"`` (every component in every pixel) or the prior probability that a
     component is present in a pixel (absent: amplitude exactly 0; maps of the posterior probability of presence
     are added; see :class:`~bayes_unmix.models.cube.CubeModel`), or ``"auto"`` (off or one of
-    :data:`PRESENCE_CANDIDATES`, by the same cross-validation, after any scales).
+    :data:`PRESENCE_CANDIDATES`, by the same cross-validation, after any scales). ``learn_scales``: infer every
+    latent map's scale with the maps (``vi`` and ``nuts``; log-uniform on :data:`SCALE_HYPERPRIOR`, starting at
+    ``spatial_scale``; one fit instead of cross-validation, and the scales' uncertainty is in the intervals; the
+    posterior medians and intervals are in the report).
     ``n_scales``: starlet detail planes (2 won on held-out counts of the 94x94 toy cube over 3 and 4). Raises
     :class:`CubeFitError` before writing on bad input.
     """
@@ -265,10 +274,20 @@ def fit_cube(
     presence = None
     if not (presence_auto or presence_prior in (None, "off")):
         presence = _positive(presence_prior, "the presence prior must be a probability in (0, 1), 'off' or 'auto'")
+    hyperprior = _scale_hyperprior(learn_scales, method, spatial_prior, auto)
     data = _load_cube(cube)
     components = load_components(models)
     model = _build_model(
-        components, data.counts, spatial_prior, scale, amplitude, amplitude_prior, log_sd, n_scales, presence
+        components,
+        data.counts,
+        spatial_prior,
+        scale,
+        amplitude,
+        amplitude_prior,
+        log_sd,
+        n_scales,
+        presence,
+        hyperprior,
     )
     bkg = _load_background(background, data.counts.shape)
     start = time.perf_counter()
@@ -299,6 +318,16 @@ def _positive(value, message: str) -> float:
     if not (np.isfinite(number) and number > 0):
         raise CubeFitError(f"{message}, got {value!r}")
     return number
+
+
+def _scale_hyperprior(learn: bool, method: str, spatial_prior: str, auto: bool) -> tuple[float, float] | None:
+    if not learn:
+        return None
+    if method not in ("vi", "nuts"):
+        raise CubeFitError(f"learned scales need a posterior (method vi or nuts), not {method!r}")
+    if spatial_prior == "none" or auto:
+        raise CubeFitError("learned scales need a spatial prior and a starting scale, not 'none' or 'auto'")
+    return SCALE_HYPERPRIOR
 
 
 def _spatial_scale(value) -> float | Mapping:
@@ -470,6 +499,16 @@ def _describe_cross_validation(attrs: Mapping) -> list[str]:
     return [line, f"- the same priors on another cube, without cross-validating again: `{reuse}`"]
 
 
+def _describe_learned_scales(attrs: Mapping) -> list[str]:
+    if "learned_spatial_scale" not in attrs:
+        return []
+    line = f"- latent scales learned (log-uniform hyperprior on {attrs.get('scale_hyperprior')}, started at "
+    line += f"{attrs.get('spatial_scale')}): posterior medians {attrs['learned_spatial_scale']}, "
+    line += f"{float(attrs.get('ci_prob', 0.9)):.0%} intervals {attrs['learned_spatial_scale_interval']}"
+    reuse = f"--prior-scale '{attrs['learned_spatial_scale']}'"
+    return [line, f"- the same scales fixed on another cube, without learning them again: `{reuse}`"]
+
+
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v if isinstance(v, (str, int, float, bool)) else str(v)
 
@@ -487,6 +526,7 @@ def _report(tree: xr.DataTree, summary: dict, context: Mapping[str, str], files:
         f"- pixel amplitude prior: {_describe_pixel_amplitude_prior(attrs)}",
         f"- presence: {_describe_presence(attrs)}",
         *_describe_cross_validation(attrs),
+        *_describe_learned_scales(attrs),
         f"- fit time: {attrs.get('fit_seconds', float('nan')):.1f} s; bayes_unmix {attrs.get('bayes_unmix_version')}",
         f"- maps: posterior mean, sd and the equal-tailed {float(attrs.get('ci_prob', 0.9)):.0%} interval per pixel",
         "",

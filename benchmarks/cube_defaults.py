@@ -14,7 +14,9 @@ where the component is present). Settings (``--settings``, any of):
 * ``cv``: the cross-validated latent scales of both scenes (kT 0.1, z 0.03, photon index 0.1) and ratio prior,
   the settings the demo's 30-minute selection reaches, for reference;
 * ``cv+gamma0.03``: the same with the photon index smoothed at 0.03, a scale the held-out counts reject (by
-  78.6 nats on the 94x94 toy, twice its standard error) although the photon index's truth is smoother still.
+  78.6 nats on the 94x94 toy, twice its standard error) although the photon index's truth is smoother still;
+* ``learned``: every latent scale learned with the maps (``learn_scales=True``, started at 0.1) and the ratio
+  prior: one fit in place of the cross-validation.
 
 Run ``.venv/bin/python benchmarks/cube_defaults.py --scene toy`` (about 4 minutes per setting at 94x94 on 2 cores);
 writes ``benchmarks/results/cube_defaults_<scene>.json``.
@@ -43,6 +45,7 @@ SETTINGS = {
     "scale0.1+ratio1": {"spatial_scale": 0.1, **RATIO},
     "cv": {"spatial_scale": CV_SCALES, **RATIO},
     "cv+gamma0.03": {"spatial_scale": {**CV_SCALES, "synchrotron": [0.03]}, **RATIO},
+    "learned": {"spatial_scale": 0.1, "learn_scales": True, **RATIO},
 }
 
 
@@ -68,6 +71,10 @@ def main() -> None:
             )  # fmt: skip
         summary = cube_summary(tree, cube.truth)
         rows.append({"setting": label, "seconds": time.perf_counter() - start, "maps": summary})
+        if "learned_spatial_scale" in tree.attrs:
+            rows[-1]["learned_scales"] = json.loads(tree.attrs["learned_spatial_scale"])
+            rows[-1]["learned_scale_intervals"] = json.loads(tree.attrs["learned_spatial_scale_interval"])
+            print("learned scales", tree.attrs["learned_spatial_scale"], tree.attrs["learned_spatial_scale_interval"])
         print(_row(rows[-1]), flush=True)
 
     print("\nRMSE of the posterior mean (coverage of 90 % intervals):", " | ".join(MAPS))

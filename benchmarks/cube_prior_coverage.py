@@ -109,12 +109,16 @@ def main() -> None:
     parser.add_argument("--guide", choices=("pixel", "spatial"), default="pixel", help="VI guide")
     parser.add_argument("--spatial-prior", choices=("starlet", "smooth"), default="starlet")
     parser.add_argument("--nuts-draws", type=int, default=300, help="warm-up and kept draws of each of 2 chains")
+    parser.add_argument(
+        "--learn-scales", action="store_true", help="fit with the latent scales learned (started at the truths')"
+    )
     parser.add_argument("--truths", nargs="+", choices=("prior", "toy"), default=["prior", "toy"])
     parser.add_argument("--out", type=Path, default=None, help="default: results/cube_prior_coverage_<run>.json")
     args = parser.parse_args()
     priors = {**PRIORS, "spatial_prior": args.spatial_prior}
     run = args.method + (f"-{args.guide}" if args.method == "vi" and args.guide != "pixel" else "")
     run += "-smooth" if args.spatial_prior == "smooth" else ""
+    run += "-learned" if args.learn_scales else ""
     out = args.out or RESULTS / f"cube_prior_coverage_{run}_{args.size}.json"
     inference = (
         {"vi_steps": args.vi_steps, "guide": args.guide}
@@ -136,11 +140,16 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out_dir:
                 tree, _ = fit_cube(
                     cube, components, out_dir, method=args.method, seed=seed, progress=False, **inference,
-                    **priors,
+                    learn_scales=args.learn_scales, **priors,
                 )  # fmt: skip
             summary = {m: cube_summary(tree, cube.truth)[m] for m in MAPS}
             rows.append({"replicate": r, "truth": truth_kind, "seconds": time.perf_counter() - start, "maps": summary})
-            print(f"replicate {r}, {truth_kind:>5} truth: " + _cells(rows[-1]["maps"]), flush=True)
+            learned = ""
+            if args.learn_scales:
+                rows[-1]["learned_scales"] = json.loads(tree.attrs["learned_spatial_scale"])
+                rows[-1]["learned_scale_intervals"] = json.loads(tree.attrs["learned_spatial_scale_interval"])
+                learned = f" | scales {tree.attrs['learned_spatial_scale']}"
+            print(f"replicate {r}, {truth_kind:>5} truth: " + _cells(rows[-1]["maps"]) + learned, flush=True)
 
     print("\nCoverage of 90 % intervals, mean over replicates (standard error) | RMSE of the posterior mean")
     print("| truth | " + " | ".join(MAPS) + " |\n" + "|---" * (len(MAPS) + 1) + "|")

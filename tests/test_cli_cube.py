@@ -80,6 +80,8 @@ def test_fit_cube_pixel_writes_maps_and_report(cube_file, tmp_path):
         (["--model", "thermal=xray_thermal", "--presence-prior", "maybe"], "presence prior must be a probability"),
         (["--model", "thermal=xray_thermal", "--presence-prior", "1.5"], "presence_prior must be a probability"),
         (["--model", "thermal=xray_thermal", "--presence-prior", "auto", "--method", "pixel"], "give a number"),
+        (["--model", "thermal=xray_thermal", "--learn-scales"], "need a posterior (method vi or nuts)"),
+        (["--model", "thermal=xray_thermal", "--learn-scales", "--method", "vi", "--prior-scale", "auto"], "'auto'"),
     ],
 )
 def test_fit_cube_bad_options(cube_file, tmp_path, args, message):
@@ -160,6 +162,29 @@ def test_fit_cube_per_latent_prior_scales(cube_file, tmp_path):
     assert result.exit_code == 0, result.output
     attrs = json.loads((out / "summary.json").read_text())["attrs"]
     assert json.loads(attrs["spatial_scale"]) == scales
+
+
+@pytest.mark.filterwarnings("ignore::bayes_unmix.inference.checks.ConvergenceWarning")  # deliberately short VI
+def test_fit_cube_learned_scales(cube_file, tmp_path):
+    """``--learn-scales``: the report gives the learned scales with their intervals and the options that fix them on
+    the next cube."""
+    out = tmp_path / "out"
+    args = ["fit-cube", str(cube_file), *MODELS, "--out", str(out), "--method", "vi", "--steps", "300"]
+    result = runner.invoke(app, [*args, "--learn-scales", "-q"])
+    assert result.exit_code == 0, result.output
+    attrs = json.loads((out / "summary.json").read_text())["attrs"]
+    learned, intervals = (json.loads(attrs[k]) for k in ("learned_spatial_scale", "learned_spatial_scale_interval"))
+    assert {k: len(v) for k, v in learned.items()} == {"thermal": 2, "synchrotron": 1}
+    for name, values in learned.items():
+        assert all(lo < v < hi for v, (lo, hi) in zip(values, intervals[name], strict=True))
+    report = (out / "report.md").read_text()
+    assert "latent scales learned (log-uniform hyperprior on [0.001, 1.0], started at 0.1)" in report
+    reuse = report.split("without learning them again: `")[1].split("`")[0]
+    again = tmp_path / "again"
+    result = runner.invoke(app, [*args[:6], "--out", str(again), *shlex.split(reuse), "-q"])
+    assert result.exit_code == 0, result.output
+    attrs_again = json.loads((again / "summary.json").read_text())["attrs"]
+    assert json.loads(attrs_again["spatial_scale"]) == learned and attrs_again["scale_hyperprior"] == "off"
 
 
 def test_fit_cube_auto_amplitude_and_presence_priors_at_given_latent_scales(cube_file, tmp_path):

@@ -42,6 +42,8 @@ from bayes_unmix.models.cube import (
     point_log_jacobian,
     poisson_cost,
     prior_scales,
+    scale_sites,
+    scale_start,
 )
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "held_out_log_likelihood",
     "neutral_point",
     "point_from_maps",
+    "posterior_sites",
     "sample_sites",
     "select_spatial_scale",
 ]
@@ -346,10 +349,16 @@ def _unconverged_message(trace: MAPTrace, config: CubeMAPConfig) -> str:
 
 
 def _start(model: CubeModel, counts, background, init, progress: bool) -> dict[str, jax.Array]:
-    """A MAP point to start VI/NUTS at (computed unless given)."""
+    """A MAP point to start VI/NUTS at (computed unless given), with any learned scales at their start."""
     if init is None:
         init = cube_map_point(model, counts, background=background, progress=progress).point
-    return _inside(model, init, np.asarray(model.check_counts(counts).sum(0).reshape(-1)))
+    start = _inside(model, init, np.asarray(model.check_counts(counts).sum(0).reshape(-1)))
+    return {**start, **{k: jnp.asarray(v) for k, v in scale_start(model).items()}}
+
+
+def posterior_sites(model: CubeModel) -> tuple[str, ...]:
+    """The sites a posterior reports: :func:`sample_sites` and any learned scales."""
+    return sample_sites(model) + scale_sites(model)
 
 
 # latent-map scales (fractions of each latent's range) tried by select_spatial_scale by default
@@ -536,7 +545,7 @@ def cube_nuts(
     t0 = time.perf_counter()
     mcmc.run(key, x, bkg, extra_fields=("diverging", "num_steps"))
     samples = mcmc.get_samples(group_by_chain=True)
-    draws = {k: np.asarray(v) for k, v in samples.items() if k in sample_sites(model)}
+    draws = {k: np.asarray(v) for k, v in samples.items() if k in posterior_sites(model)}
     extra = mcmc.get_extra_fields(group_by_chain=True)
     stats = {"diverging": np.asarray(extra["diverging"]), "n_steps": np.asarray(extra["num_steps"])}
     attrs = {"num_warmup": num_warmup, "num_samples": num_samples, "wall_time_s": time.perf_counter() - t0}

@@ -33,7 +33,7 @@ import numpyro
 import xarray as xr
 
 import bayes_unmix
-from bayes_unmix.models.cube import CubeModel
+from bayes_unmix.models.cube import CubeModel, scale_sites
 
 __all__ = [
     "expected_poisson_deviance",
@@ -203,6 +203,9 @@ def to_cube_datatree(
     for c in model.components:
         posterior[f"theta_{c.name}"] = model.to_maps(draws[f"theta_{c.name}"])
         dims[f"theta_{c.name}"] = [f"latent_{c.name}", "y", "x"]
+        if f"scale_{c.name}" in draws:  # learned scales: one per latent, not maps
+            posterior[f"scale_{c.name}"] = np.asarray(draws[f"scale_{c.name}"])
+            dims[f"scale_{c.name}"] = [f"latent_{c.name}"]
     for name, values in _parameters(model, draws).items():
         posterior[name] = values.reshape(*values.shape[:2], model.height, model.width)
         dims[name] = ["y", "x"]
@@ -221,7 +224,21 @@ def to_cube_datatree(
     tree = az.from_dict(groups, dims=dims, coords=coords)
     tree["maps"] = xr.DataTree(_maps_dataset(model, x, tree, draws, background, ci_prob))
     tree.attrs.update(_record(model, method, ci_prob, attrs))
+    if scale_sites(model) and all(k in draws for k in scale_sites(model)):  # a MAP point has none
+        tree.attrs.update(_learned_scales(model, draws, ci_prob))
     return tree
+
+
+def _learned_scales(model: CubeModel, draws: dict, ci_prob: float) -> dict[str, str]:
+    """Posterior medians of learned scales as ``spatial_scale`` JSON (reusable as fixed scales) and their
+    equal-tailed ``ci_prob`` intervals, ``{name: [[low, high] per latent]}``."""
+    tail = 100 * (1 - ci_prob) / 2
+    median, interval = {}, {}
+    for c in model.components:
+        s = np.asarray(draws[f"scale_{c.name}"]).reshape(-1, c.n_latent)
+        median[c.name] = [float(f"{v:.3g}") for v in np.median(s, 0)]
+        interval[c.name] = [[float(f"{v:.3g}") for v in pair] for pair in np.percentile(s, [tail, 100 - tail], 0).T]
+    return {"learned_spatial_scale": json.dumps(median), "learned_spatial_scale_interval": json.dumps(interval)}
 
 
 def _maps_dataset(model, x, tree, draws, background, ci_prob) -> xr.Dataset:
@@ -232,6 +249,7 @@ def _maps_dataset(model, x, tree, draws, background, ci_prob) -> xr.Dataset:
             _summary(da.values, ci_prob), dims=("stat", *da.dims[2:]), coords=da.coords.drop_vars(["chain", "draw"])
         )
         for name, da in post.data_vars.items()
+        if {"y", "x"} <= set(da.dims)
     }
     mean_point = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]).mean(0) for k, v in draws.items()}
     deviance, expected = _deviance(model, x, mean_point, background)
@@ -260,6 +278,7 @@ def _record(model: CubeModel, method: str, ci_prob: float, attrs: dict | None) -
         "amplitude_prior": model.amplitude_prior,
         "amplitude_log_sd": "off" if model.amplitude_log_sd is None else model.amplitude_log_sd,
         "presence_prior": "off" if model.presence_prior is None else model.presence_prior,
+        "scale_hyperprior": "off" if model.scale_hyperprior is None else json.dumps(model.scale_hyperprior),
         "n_scales": model.n_scales,
         "ci_prob": ci_prob,
         "bayes_unmix_version": bayes_unmix.__version__,

@@ -36,9 +36,9 @@ from numpyro.infer.initialization import init_to_value
 from numpyro.optim import optax_to_numpyro
 
 from bayes_unmix.inference.checks import ConvergenceWarning
-from bayes_unmix.inference.cube import _data, _start, _supports, sample_sites
+from bayes_unmix.inference.cube import _data, _start, _supports, posterior_sites, sample_sites
 from bayes_unmix.inference.cube_convert import to_cube_datatree
-from bayes_unmix.models.cube import CubeModel, make_cube_model
+from bayes_unmix.models.cube import CubeModel, make_cube_model, scale_sites
 
 __all__ = ["GUIDES", "cube_vi"]
 
@@ -99,7 +99,11 @@ def _pixel_block_guide(model: CubeModel, start: dict[str, jax.Array], init_scale
     ``I + b_1 K_1 + b_2 K_2`` (``K_j``: the B3-spline smoothing at dilations 1 and 2 on the periodic image,
     applied by FFT; ``b >= 0`` learned per coordinate, ``2 D`` parameters): the guide's covariance is then
     ``C B C^T`` with ``B`` the blocks, neighbours correlate positively, as a smoothness prior makes them in the
-    posterior, and ``log |det C|`` is the sum of ``log(1 + b_1 k_1 + b_2 k_2)`` over ``K_j``'s eigenvalues."""
+    posterior, and ``log |det C|`` is the sum of ``log(1 + b_1 k_1 + b_2 k_2)`` over ``K_j``'s eigenvalues.
+
+    Learned scales (``scale_<name>``) get independent normals in their unconstrained (nearly log) coordinates:
+    each is set by every pixel of its map, so its posterior is narrow and its correlation with any one pixel
+    weak."""
     sites = sample_sites(model)
     transforms = {k: biject_to(s) for k, s in _supports(model).items()}
     amplitudes = _TotalAndShares(len(model.components))
@@ -110,8 +114,13 @@ def _pixel_block_guide(model: CubeModel, start: dict[str, jax.Array], init_scale
     n_pixels, d = loc0.shape
     tril0 = jnp.broadcast_to(init_scale * jnp.eye(d), (n_pixels, d, d))
     smoothing = _smoothing_eigenvalues(model.height, model.width) if spatial else None  # (2, H, W)
+    to_scale = biject_to(dist.LogUniform(*model.scale_hyperprior).support) if scale_sites(model) else None
 
     def guide(counts, background=None):
+        for site in scale_sites(model):
+            loc = numpyro.param(f"{site}_loc", to_scale.inv(start[site]))
+            sd = numpyro.param(f"{site}_sd", jnp.full(loc.shape, init_scale), constraint=constraints.positive)
+            numpyro.sample(site, dist.TransformedDistribution(dist.Normal(loc, sd), to_scale).to_event(1))
         loc = numpyro.param("pixel_loc", loc0)
         tril = numpyro.param("pixel_scale_tril", tril0, constraint=constraints.scaled_unit_lower_cholesky)
         if spatial:
@@ -202,7 +211,7 @@ def cube_vi(
         draws = Predictive(auto, params=state.params, num_samples=num_draws)(k_draw, x, bkg)
     else:
         draws = auto.sample_posterior(k_draw, state.params, sample_shape=(num_draws,))
-    draws = {k: np.asarray(v)[None] for k, v in draws.items() if k in sample_sites(model)}
+    draws = {k: np.asarray(v)[None] for k, v in draws.items() if k in posterior_sites(model)}
     losses = np.asarray(state.losses)
     n_unknowns = model.n_pixels * (len(model.components) + sum(c.n_latent for c in model.components))
     attrs = {

@@ -35,6 +35,10 @@ coordinates and ``b`` an optional fixed background cube (expected counts). Prior
   that evidences of different scales compare fairly,
   - ``"none"``: independent pixels (the pixel-by-pixel baseline);
 
+  with ``scale_hyperprior=(low, high)`` each latent map's scale is unknown too, ``LogUniform(low, high)``, and
+  inferred with the maps (that normalisation makes its posterior the evidence of each scale times the
+  hyperprior);
+
 * optionally (``amplitude_scale``, off by default) the same spatial prior on every log amplitude map, with
   scale ``amplitude_scale`` (natural log units). Without it each pixel's amplitudes are free: where
   synchrotron is faint a steep power law can trade places with part of the thermal continuum over a wide
@@ -61,7 +65,8 @@ coordinates and ``b`` an optional fixed background cube (expected counts). Prior
   say "absent": on the sGMCA scene, in regions without thermal emission, intervals of the thermal amplitude
   stayed above its truth and the synchrotron gave up the difference.
 
-Sites: ``amplitude`` ``(P, C)``, ``theta_<name>`` ``(P, n_latent)``, deterministic
+Sites: ``amplitude`` ``(P, C)``, ``theta_<name>`` ``(P, n_latent)``, with learned scales ``scale_<name>``
+``(n_latent,)`` (outside the plate), deterministic
 ``<name>_parameters`` ``(P, n_parameters)``, factors ``spatial_<name>`` and ``obs`` ``(P, E)``, all
 in one ``plate("pixel", P)``. Data (counts, background) are model arguments, so one compiled
 log-density serves every cube of a shape.
@@ -95,6 +100,8 @@ __all__ = [
     "point_log_jacobian",
     "poisson_cost",
     "prior_scales",
+    "scale_sites",
+    "scale_start",
 ]
 
 SpatialPrior = Literal["starlet", "smooth", "none"]
@@ -144,6 +151,11 @@ class CubeModel:
         otherwise; the indicators are summed out of the likelihood (see the module docstring), and
         :func:`~bayes_unmix.inference.cube_convert.to_cube_datatree` draws them back with the maps of the
         posterior probability that each component is present.
+    scale_hyperprior:
+        ``None`` (default): every latent map's spatial scale is ``spatial_scale``. ``(low, high)``: each is
+        unknown, ``LogUniform(low, high)`` as a fraction of its latent's range, and inferred with the maps by
+        VI and NUTS (sites ``scale_<name>``); ``spatial_scale`` is then where they start and the scale of MAP
+        points (a joint mode of maps and scales is not a useful point: constant maps at the smallest scale).
     latent_region:
         ``"simplex"`` (default): barycentric latents (see :func:`~bayes_unmix.models.component.is_barycentric`)
         live on the simplex of the anchors with a flat Dirichlet prior; ``"box"``: every latent is uniform
@@ -168,6 +180,7 @@ class CubeModel:
     amplitude_prior: AmplitudePrior = "log"
     amplitude_log_sd: float | None = None
     presence_prior: float | None = None
+    scale_hyperprior: tuple[float, float] | None = None
     latent_region: LatentRegion = "simplex"
 
     def __post_init__(self) -> None:
@@ -200,6 +213,8 @@ class CubeModel:
             if not (isinstance(scale, numbers.Real) and np.isfinite(scale) and scale > 0):
                 raise CubeInputError(f"amplitude_scale must be a positive number, got {scale!r}")
             object.__setattr__(self, "amplitude_scale", float(scale))
+        if self.scale_hyperprior is not None:
+            object.__setattr__(self, "scale_hyperprior", self._checked_hyperprior(self.scale_hyperprior))
         if self.amplitude_log_sd is not None:
             sd = self.amplitude_log_sd
             if not (isinstance(sd, numbers.Real) and np.isfinite(sd) and sd > 0):
@@ -257,6 +272,17 @@ class CubeModel:
             out[c.name] = tuple(float(v) for v in values)
         return out
 
+    def _checked_hyperprior(self, bounds) -> tuple[float, float]:
+        if self.spatial_prior == "none":
+            raise CubeInputError("scale_hyperprior needs a spatial prior (starlet or smooth)")
+        try:
+            low, high = (float(b) for b in bounds)
+        except (TypeError, ValueError):
+            raise CubeInputError(f"scale_hyperprior must be two numbers (low, high), got {bounds!r}") from None
+        if not (np.isfinite(high) and 0 < low < high):
+            raise CubeInputError(f"scale_hyperprior must satisfy 0 < low < high, got {bounds!r}")
+        return low, high
+
     def latent_scales(self, component: SpectralComponent) -> np.ndarray:
         """The spatial prior's scale of each latent of ``component``, as fractions of its range ``(n_latent,)``."""
         if isinstance(self.spatial_scale, dict):
@@ -279,6 +305,7 @@ class CubeModel:
         drops the prior on the log amplitude maps."""
         if spatial_prior == "none":
             kw.setdefault("amplitude_scale", None)
+            kw.setdefault("scale_hyperprior", None)
         return dataclasses.replace(self, spatial_prior=spatial_prior, **kw)
 
     def check_counts(self, counts, *, name: str = "counts") -> np.ndarray:
@@ -534,13 +561,28 @@ def prior_scales(model: CubeModel) -> dict:
     return {"latent": latent, "amplitude": model.amplitude_scale}
 
 
+def scale_sites(model: CubeModel) -> tuple[str, ...]:
+    """Names of the learned-scale sites ``scale_<name>`` ``(n_latent,)``; empty without a ``scale_hyperprior``."""
+    return () if model.scale_hyperprior is None else tuple(f"scale_{n}" for n in model.names)
+
+
+def scale_start(model: CubeModel) -> dict[str, np.ndarray]:
+    """Where learned scales start: the model's ``spatial_scale``, moved inside the hyperprior's bounds."""
+    if model.scale_hyperprior is None:
+        return {}
+    low, high = model.scale_hyperprior
+    margin = (high / low) ** 1e-3  # a point strictly inside has an unconstrained image
+    return {f"scale_{c.name}": np.clip(model.latent_scales(c), low * margin, high / margin) for c in model.components}
+
+
 def make_cube_model(model: CubeModel) -> Callable[..., None]:
     """The NumPyro program ``program(counts, background=None, scales=None)`` of a cube model.
 
     ``counts`` is ``(P, E)`` float64 (see :meth:`CubeModel.to_pixels`), ``background`` ``(P, E)``
     expected counts or ``None``; ``scales`` (default :func:`prior_scales` of ``model``) may be traced, so
     one compiled program serves models that differ only in their prior scales (whether the amplitude
-    prior is on is the model's).
+    prior is on is the model's). With a ``scale_hyperprior`` and no ``scales`` given, the latent scales are
+    the sites ``scale_<name>``; given ``scales`` fix them (the MAP and cross-validation do).
     """
 
     # jitted pieces: NumPyro runs the model eagerly when it sets up guides and samplers, where
@@ -552,7 +594,8 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
     amplitude_fn = jax.jit(functools.partial(_amplitude_log_prior, model))
 
     def program(counts: jax.Array, background: jax.Array | None = None, scales: dict | None = None) -> None:
-        scales = defaults if scales is None else scales
+        if scales is None:
+            scales = defaults if model.scale_hyperprior is None else {**defaults, "latent": _scale_sites(model)}
         n_pixels = counts.shape[0]
         total = counts.sum(-1)
         with numpyro.plate("pixel", n_pixels):
@@ -564,6 +607,15 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
             numpyro.factor("spatial_amplitude", amplitude_fn(amplitude, scales["amplitude"]))
 
     return program
+
+
+def _scale_sites(model: CubeModel) -> dict[str, jax.Array]:
+    """Each component's ``scale_<name>`` site ``(n_latent,)``: log-uniform on the hyperprior's bounds."""
+    low, high = model.scale_hyperprior
+    return {
+        c.name: numpyro.sample(f"scale_{c.name}", dist.LogUniform(low, high).expand((c.n_latent,)).to_event(1))
+        for c in model.components
+    }
 
 
 def _latent_sites(model: CubeModel, parameter_fns: dict) -> dict[str, jax.Array]:

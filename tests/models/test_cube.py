@@ -134,6 +134,32 @@ def test_spatial_scales_per_latent():
             CubeModel(comps, 12, 12, spatial_scale=bad)
 
 
+def test_learned_scales_are_the_fixed_scale_model_times_a_log_uniform_hyperprior():
+    """With a scale hyperprior the joint log density at any scales is the fixed-scale model's at those scales plus
+    the log-uniform's log density: the spatial prior's s^-(P - 1) normaliser is what makes scales comparable."""
+    comps, truth, cube = scene()
+    sites = {"amplitude": jnp.asarray(truth["amplitude"].reshape(2, -1).T)}
+    sites |= {f"theta_{c.name}": jnp.asarray(t.reshape(len(t), -1).T) for c, t in zip(comps, truth["theta"])}
+    x = jnp.asarray(np.moveaxis(cube, 0, -1).reshape(144, -1))
+    for prior in ("starlet", "smooth"):
+        learned = CubeModel(comps, 12, 12, spatial_prior=prior, scale_hyperprior=(0.001, 1.0))
+        for thermal, synchrotron in (((0.1, 0.01), (0.05,)), ((0.3, 0.3), (0.002,))):
+            scales = {"scale_thermal": jnp.asarray(thermal), "scale_synchrotron": jnp.asarray(synchrotron)}
+            joint = log_density(make_cube_model(learned), (x, None), {}, sites | scales)[0]
+            fixed = dataclasses.replace(
+                learned, scale_hyperprior=None, spatial_scale={"thermal": thermal, "synchrotron": synchrotron}
+            )
+            hyper = -np.sum(np.log(np.r_[thermal, synchrotron])) - 3 * np.log(np.log(1000.0))
+            assert float(joint) == pytest.approx(float(log_density(make_cube_model(fixed), (x, None), {}, sites)[0])
+                                                 + hyper, abs=1e-6)  # fmt: skip
+    for bad in ((0.1, 0.01), (0.0, 1.0), (0.1, float("inf")), "x", (1.0,)):
+        with pytest.raises(CubeInputError, match="scale_hyperprior"):
+            CubeModel(comps, 12, 12, scale_hyperprior=bad)
+    with pytest.raises(CubeInputError, match="spatial prior"):
+        CubeModel(comps, 12, 12, spatial_prior="none", scale_hyperprior=(0.001, 1.0))
+    assert learned.with_prior("none").scale_hyperprior is None
+
+
 def test_flattening_round_trip():
     comps, _, cube = scene(10, 14)
     model = CubeModel(comps, 10, 14)
