@@ -2,8 +2,8 @@
 pixel-by-pixel fits, and the DataTree schema (saved and reloaded)."""
 
 import dataclasses
-import json
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
