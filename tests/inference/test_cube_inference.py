@@ -338,6 +338,48 @@ def test_spatial_guide_convolution_is_the_b3_smoothing_with_the_stated_log_det()
     dense = np.stack([np.ravel(_convolve_maps(e.reshape(h, w, 1), gain[..., None])) for e in np.eye(h * w)], axis=1)
     np.testing.assert_allclose(dense, dense.T, atol=1e-12)
     assert np.linalg.slogdet(dense)[1] == pytest.approx(float(np.sum(np.log(gain))), rel=1e-10)
+    # independent pixel variances through C: the diagonal of C diag(v) C^T (the empty pixels' expected total)
+    from bayes_unmix.inference.cube_vi import _convolve_variance
+
+    variance = np.random.default_rng(0).uniform(0.5, 2.0, (h, w))
+    np.testing.assert_allclose(
+        np.asarray(_convolve_variance(jnp.asarray(variance), gain)).ravel(),
+        np.diag(dense @ np.diag(variance.ravel()) @ dense.T),
+        rtol=1e-10,
+    )
+
+
+@pytest.mark.parametrize("guide", ["pixel", "spatial"])
+def test_empty_pixels_enter_the_elbo_by_their_expected_total(noisy, guide):
+    """Pixels without counts: the guide's factor swaps the drawn total for its expectation exp(loc + var / 2), so the
+    ELBO is unchanged in expectation (checked against a Monte Carlo mean of the draws) and its draws stop
+    depending on the total's draw there; pixels with counts are left alone."""
+    from numpyro.handlers import seed, substitute, trace
+
+    from bayes_unmix.inference.cube import _start
+    from bayes_unmix.inference.cube_vi import _pixel_block_guide
+
+    model, truth, counts = noisy
+    counts = counts.copy()
+    counts[:, :3, :3] = 0.0  # nine empty pixels
+    x = model.to_pixels(counts)
+    start = _start(model, counts, None, point_from_maps(model, truth["amplitude"], truth["theta"]), False)
+    auto = substitute(_pixel_block_guide(model, start, 1.0, spatial=guide == "spatial"),
+                      data={"spatial_strength": jnp.full((2, 5), 0.5)})  # fmt: skip
+
+    def one(key):
+        tr = trace(seed(auto, key)).get_trace(x)
+        site = tr["_expected_total"]
+        return site["fn"].log_prob(site["value"]), tr["amplitude"]["value"].sum(-1)
+
+    factor, total = (np.asarray(v) for v in jax.vmap(one)(jax.random.split(jax.random.key(0), 4000)))
+    empty = np.asarray(x.sum(-1) == 0)
+    assert empty.sum() == 9 and np.all(factor[:, ~empty] == 0.0)
+    expected = (factor + total)[:, empty]  # factor = E[total] - total: the same E[total] in every draw
+    np.testing.assert_allclose(expected, np.broadcast_to(expected[0], expected.shape), rtol=1e-9)
+    se = total[:, empty].std(0) / np.sqrt(len(total))
+    expected = expected[0]
+    assert np.all(np.abs(total[:, empty].mean(0) - expected) < 5 * se)
 
 
 def test_spatial_guide_correlates_neighbours_under_a_smoothness_prior(noisy):
