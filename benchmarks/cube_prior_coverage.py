@@ -14,7 +14,8 @@ inference is right, the intervals cover 90 % of those truths on average over rep
 Priors: the cross-validated latent scales of both scenes (kT 0.1, z 0.03, photon index 0.1), the log-ratio prior at
 1.0 and log-normal pixel totals (the demo's; the amplitude maps are the toy's, not prior draws), on the starlet or
 (``--spatial-prior smooth``) the smoothness prior. ``--guide spatial`` fits VI with the guide that correlates
-neighbouring pixels.
+neighbouring pixels; ``--learn-scales`` learns the latent scales with the maps (started at the truths') and records
+each replicate's learned scales and intervals.
 
 Run ``.venv/bin/python benchmarks/cube_prior_coverage.py`` (32x32, 6 replicates, about 20 minutes on 2 cores), or
 ``--size 16 --replicates 4 --truths prior`` with ``--guide spatial``, ``--spatial-prior smooth`` or ``--method

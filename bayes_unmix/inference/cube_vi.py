@@ -112,7 +112,7 @@ def _pixel_block_guide(model: CubeModel, start: dict[str, jax.Array], init_scale
     background`` (unit-sum spectra), enters the ELBO as its expectation under the guide, ``exp(loc + var / 2)`` of
     the log total, in place of its draw (a factor in the guide adds the difference): unbiased, and without the
     draws from the guide's tail that cost such a pixel thousands of nats (its log total's posterior is flat below a
-    wall at about one count; one draw in 150 on a 48x48 toy cube cost 69 000). Where there are counts, ``counts x
+    wall at about one count; one draw in 400 on a 48x48 toy cube cost a pixel 69 000). Where there are counts, ``counts x
     log total`` offsets the draw's ``-total`` to first order, and replacing only the latter would add noise.
 
     Learned scales (``scale_<name>``) get independent normals in their unconstrained (nearly log) coordinates:

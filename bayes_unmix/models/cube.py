@@ -595,7 +595,7 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
 
     def program(counts: jax.Array, background: jax.Array | None = None, scales: dict | None = None) -> None:
         if scales is None:
-            scales = defaults if model.scale_hyperprior is None else {**defaults, "latent": _scale_sites(model)}
+            scales = defaults if model.scale_hyperprior is None else {**defaults, "latent": _sample_scales(model)}
         n_pixels = counts.shape[0]
         total = counts.sum(-1)
         with numpyro.plate("pixel", n_pixels):
@@ -609,7 +609,7 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
     return program
 
 
-def _scale_sites(model: CubeModel) -> dict[str, jax.Array]:
+def _sample_scales(model: CubeModel) -> dict[str, jax.Array]:
     """Each component's ``scale_<name>`` site ``(n_latent,)``: log-uniform on the hyperprior's bounds."""
     low, high = model.scale_hyperprior
     return {
