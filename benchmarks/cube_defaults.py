@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hyperspectral import CV_SCALES, scene_cube
+from hyperspectral import CV_SCALES, learned_scales, scene_cube
 from hyperspectral import SUMMARY_MAPS as MAPS
 
 import bayes_unmix  # noqa: F401  (float64)
@@ -70,11 +70,9 @@ def main() -> None:
                 **SETTINGS[label],
             )  # fmt: skip
         summary = cube_summary(tree, cube.truth)
-        rows.append({"setting": label, "seconds": time.perf_counter() - start, "maps": summary})
-        if "learned_spatial_scale" in tree.attrs:
-            rows[-1]["learned_scales"] = json.loads(tree.attrs["learned_spatial_scale"])
-            rows[-1]["learned_scale_intervals"] = json.loads(tree.attrs["learned_spatial_scale_interval"])
-            print("learned scales", tree.attrs["learned_spatial_scale"], tree.attrs["learned_spatial_scale_interval"])
+        rows.append({"setting": label, "seconds": time.perf_counter() - start, "maps": summary, **learned_scales(tree)})
+        if "learned_scales" in rows[-1]:
+            print("learned scales", rows[-1]["learned_scales"], rows[-1]["learned_scale_intervals"])
         print(_row(rows[-1]), flush=True)
 
     print("\nRMSE of the posterior mean (coverage of 90 % intervals):", " | ".join(MAPS))

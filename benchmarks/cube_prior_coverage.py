@@ -34,7 +34,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hyperspectral import CV_SCALES, scene_cube
+from hyperspectral import CV_SCALES, learned_scales, scene_cube
 from hyperspectral import SUMMARY_MAPS as MAPS
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer import MCMC, NUTS
@@ -144,12 +144,11 @@ def main() -> None:
                     learn_scales=args.learn_scales, **priors,
                 )  # fmt: skip
             summary = {m: cube_summary(tree, cube.truth)[m] for m in MAPS}
-            rows.append({"replicate": r, "truth": truth_kind, "seconds": time.perf_counter() - start, "maps": summary})
-            learned = ""
-            if args.learn_scales:
-                rows[-1]["learned_scales"] = json.loads(tree.attrs["learned_spatial_scale"])
-                rows[-1]["learned_scale_intervals"] = json.loads(tree.attrs["learned_spatial_scale_interval"])
-                learned = f" | scales {tree.attrs['learned_spatial_scale']}"
+            seconds = time.perf_counter() - start
+            rows.append(
+                {"replicate": r, "truth": truth_kind, "seconds": seconds, "maps": summary, **learned_scales(tree)}
+            )
+            learned = f" | scales {rows[-1]['learned_scales']}" if args.learn_scales else ""
             print(f"replicate {r}, {truth_kind:>5} truth: " + _cells(rows[-1]["maps"]) + learned, flush=True)
 
     print("\nCoverage of 90 % intervals, mean over replicates (standard error) | RMSE of the posterior mean")

@@ -86,6 +86,16 @@ def scene_cube(scene: str, seed: int, size: int = 94):
     return toy_remnant_cube(seed, size=size, radius=41.0 * size / 94)
 
 
+def learned_scales(tree) -> dict:
+    """A fit's learned latent scales and their intervals (``fit_cube(learn_scales=True)``), or ``{}``."""
+    if "learned_spatial_scale" not in tree.attrs:
+        return {}
+    return {
+        "learned_scales": json.loads(tree.attrs["learned_spatial_scale"]),
+        "learned_scale_intervals": json.loads(tree.attrs["learned_spatial_scale_interval"]),
+    }
+
+
 def workflow_scale_selection(model: CubeModel, counts, seed: int, **candidates):
     """``select_spatial_scale`` at the model's latent scales (``scales=()``) as ``fit-cube``'s ``auto`` runs it:
     from the per-pixel MAP, with the workflow's key (``cube_workflow._select_scale``)."""

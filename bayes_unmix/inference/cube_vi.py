@@ -38,7 +38,7 @@ from numpyro.optim import optax_to_numpyro
 from bayes_unmix.inference.checks import ConvergenceWarning
 from bayes_unmix.inference.cube import _data, _start, _supports, posterior_sites, sample_sites
 from bayes_unmix.inference.cube_convert import to_cube_datatree
-from bayes_unmix.models.cube import CubeModel, make_cube_model, scale_sites
+from bayes_unmix.models.cube import CubeModel, make_cube_model, scale_prior, scale_sites
 
 __all__ = ["GUIDES", "cube_vi"]
 
@@ -128,7 +128,7 @@ def _pixel_block_guide(model: CubeModel, start: dict[str, jax.Array], init_scale
     n_pixels, d = loc0.shape
     tril0 = jnp.broadcast_to(init_scale * jnp.eye(d), (n_pixels, d, d))
     smoothing = _smoothing_eigenvalues(model.height, model.width) if spatial else None  # (2, H, W)
-    to_scale = biject_to(dist.LogUniform(*model.scale_hyperprior).support) if scale_sites(model) else None
+    to_scale = biject_to(scale_prior(model).support) if scale_sites(model) else None
 
     def guide(counts, background=None):
         for site in scale_sites(model):

@@ -100,6 +100,7 @@ __all__ = [
     "point_log_jacobian",
     "poisson_cost",
     "prior_scales",
+    "scale_prior",
     "scale_sites",
     "scale_start",
 ]
@@ -561,6 +562,11 @@ def prior_scales(model: CubeModel) -> dict:
     return {"latent": latent, "amplitude": model.amplitude_scale}
 
 
+def scale_prior(model: CubeModel) -> dist.Distribution:
+    """The hyperprior of one learned scale (a fraction of its latent's range): log-uniform on ``scale_hyperprior``."""
+    return dist.LogUniform(*model.scale_hyperprior)
+
+
 def scale_sites(model: CubeModel) -> tuple[str, ...]:
     """Names of the learned-scale sites ``scale_<name>`` ``(n_latent,)``; empty without a ``scale_hyperprior``."""
     return () if model.scale_hyperprior is None else tuple(f"scale_{n}" for n in model.names)
@@ -611,10 +617,9 @@ def make_cube_model(model: CubeModel) -> Callable[..., None]:
 
 def _sample_scales(model: CubeModel) -> dict[str, jax.Array]:
     """Each component's ``scale_<name>`` site ``(n_latent,)``: log-uniform on the hyperprior's bounds."""
-    low, high = model.scale_hyperprior
+    prior = scale_prior(model)
     return {
-        c.name: numpyro.sample(f"scale_{c.name}", dist.LogUniform(low, high).expand((c.n_latent,)).to_event(1))
-        for c in model.components
+        c.name: numpyro.sample(f"scale_{c.name}", prior.expand((c.n_latent,)).to_event(1)) for c in model.components
     }
 
 
